@@ -1,0 +1,86 @@
+//! The command line: clap types, and their conversion into library calls.
+//! The library never sees clap.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use sockit::logging::Verbosity;
+
+mod send;
+mod serve;
+mod values;
+
+/// Sockets from the shell: the tutorial's hello server and client, done right.
+#[derive(Debug, Parser)]
+#[command(name = "sockit", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Print only warnings, errors and status lines (no per-connection lines).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+
+    /// Print more: -v each request, -vv debug events, -vvv everything.
+    ///
+    /// RUST_LOG, when set, overrides both -q and -v with tracing's filter syntax.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a server (the tutorial's hello server by default) on port 8888.
+    Serve(serve::ServeArgs),
+    /// Send a message and print the reply (the tutorial's client).
+    Send(send::SendArgs),
+}
+
+impl Cli {
+    /// The log level the flags ask for.
+    pub fn verbosity(&self) -> Verbosity {
+        match (self.quiet, self.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, 0) => Verbosity::Normal,
+            (false, 1) => Verbosity::Requests,
+            (false, 2) => Verbosity::Debug,
+            (false, _) => Verbosity::Trace,
+        }
+    }
+}
+
+impl Command {
+    /// Whether the command wants a multi-threaded runtime (servers do; a
+    /// one-shot client does not).
+    pub fn wants_multi_thread(&self) -> bool {
+        matches!(self, Command::Serve(_))
+    }
+
+    /// Runs the command to completion.
+    pub async fn run(self) -> sockit::Result<ExitCode> {
+        match self {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Send(args) => send::run(args).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn quiet_and_verbose_conflict() {
+        assert!(Cli::try_parse_from(["sockit", "-q", "-v", "serve"]).is_err());
+        let cli = Cli::try_parse_from(["sockit", "serve", "-vv"]).unwrap();
+        assert_eq!(cli.verbosity(), Verbosity::Debug);
+    }
+}

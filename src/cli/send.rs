@@ -1,0 +1,90 @@
+//! `sockit send`.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use sockit::client::{self, SendOptions, DEFAULT_MESSAGE};
+use sockit::endpoint::{Endpoint, Family};
+use sockit::escape::Escaped;
+use sockit::Error;
+
+use super::values;
+
+/// Arguments of `sockit send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Where to connect: PORT, HOST:PORT, [IPV6]:PORT (a bare PORT means localhost).
+    #[arg(value_name = "ADDR", default_value = "localhost:8888", value_parser = parse_endpoint)]
+    addr: Endpoint,
+
+    /// What to send; - reads standard input to its end.
+    #[arg(value_name = "DATA", default_value = DEFAULT_MESSAGE)]
+    data: String,
+
+    /// Write the reply's bytes to stdout unchanged, instead of "Received b'…'".
+    #[arg(long)]
+    raw: bool,
+
+    /// Seconds that connecting and each read may take; 0 waits forever.
+    ///
+    /// Like the tutorial's settimeout: a server that never answers gives an
+    /// error instead of a hang.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = values::duration)]
+    timeout: Duration,
+
+    /// Stop reading after this many bytes of reply.
+    #[arg(long, value_name = "BYTES", value_parser = values::size)]
+    max_bytes: Option<usize>,
+
+    /// Connect over IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    ipv4: bool,
+
+    /// Connect over IPv6 only.
+    #[arg(short = '6')]
+    ipv6: bool,
+}
+
+fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
+    text.parse()
+        .map_err(|e: sockit::endpoint::ParseEndpointError| e.to_string())
+}
+
+/// Sends, then prints the reply to stdout.
+pub async fn run(args: SendArgs) -> sockit::Result<ExitCode> {
+    let data = if args.data == "-" {
+        let mut data = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut data)
+            .map_err(|e| Error::Unsupported(format!("cannot read standard input: {e}")))?;
+        data
+    } else {
+        args.data.into_bytes()
+    };
+    let opts = SendOptions {
+        timeout: (!args.timeout.is_zero()).then_some(args.timeout),
+        max_bytes: args.max_bytes,
+        family: match (args.ipv4, args.ipv6) {
+            (true, _) => Some(Family::V4),
+            (_, true) => Some(Family::V6),
+            _ => None,
+        },
+    };
+    let reply = client::send(&args.addr, &data, &opts).await?;
+    let mut stdout = std::io::stdout().lock();
+    let written = if args.raw {
+        stdout.write_all(&reply)
+    } else {
+        writeln!(stdout, "Received b'{}'", Escaped::new(&reply))
+    };
+    match written.and_then(|()| stdout.flush()) {
+        // A closed pipe (`| head`) is the reader's choice, not our failure.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Unsupported(format!(
+            "cannot write to standard output: {e}"
+        ))),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}

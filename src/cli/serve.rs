@@ -1,0 +1,96 @@
+//! `sockit serve`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use tracing::{debug, info};
+
+use sockit::endpoint::Endpoint;
+use sockit::server::limits::{self, DEFAULT_MAX_HEADER_BYTES};
+use sockit::server::{Limits, Server, Signals, DEFAULT_GRACE};
+use sockit::service::hello::{Hello, DEFAULT_REPLY};
+use sockit::socket::DEFAULT_BACKLOG;
+use sockit::Error;
+
+use super::values;
+
+/// Arguments of `sockit serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to listen: PORT, :PORT, HOST:PORT or [IPV6]:PORT (repeatable).
+    ///
+    /// The default, 8888, is all interfaces: dual-stack [::]:8888, or
+    /// 0.0.0.0:8888 where IPv6 is unavailable. Port 0 picks a free port; the
+    /// "Serving HTTP on ..." line shows which.
+    #[arg(short, long = "listen", value_name = "ADDR", value_parser = parse_endpoint)]
+    listen: Vec<Endpoint>,
+
+    /// The listen(2) backlog: finished handshakes the kernel queues.
+    ///
+    /// A larger backlog absorbs bursts of new connections; the kernel caps it
+    /// at net.core.somaxconn.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BACKLOG)]
+    backlog: u32,
+
+    /// The reply body, for HTTP and raw clients alike.
+    #[arg(long, value_name = "TEXT", default_value = DEFAULT_REPLY)]
+    reply: String,
+
+    /// The largest request head (request line and headers) before 431.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES, value_parser = values::size)]
+    max_header_bytes: usize,
+
+    /// Most connections served at once [default: the descriptor limit less 64].
+    ///
+    /// At the limit the server stops accepting and new clients wait in the
+    /// kernel's backlog until a connection closes.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_conns: Option<u64>,
+
+    /// Seconds in-flight requests get to finish after Ctrl-C or SIGTERM.
+    ///
+    /// Idle connections close at once; a second Ctrl-C exits without waiting.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = values::duration)]
+    grace: Duration,
+}
+
+fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
+    text.parse()
+        .map_err(|e: sockit::endpoint::ParseEndpointError| e.to_string())
+}
+
+/// Runs the server until a signal, then prints the summary.
+pub async fn run(args: ServeArgs) -> sockit::Result<ExitCode> {
+    // Before binding, so a signal that arrives once clients can connect
+    // always means a graceful shutdown.
+    let signals = Signals::install()
+        .map_err(|e| Error::Unsupported(format!("cannot install signal handlers: {e}")))?;
+    match limits::raise_nofile_limit() {
+        Ok(nofile) => debug!(nofile, "descriptor limit raised to the hard limit"),
+        Err(err) => debug!(%err, "could not raise the descriptor limit"),
+    }
+    let limits = Limits {
+        max_header_bytes: args.max_header_bytes,
+        max_connections: args
+            .max_conns
+            .map_or_else(limits::default_max_connections, |n| {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            }),
+    };
+    debug_assert_eq!(DEFAULT_GRACE, Duration::from_secs(5));
+    let mut builder = Server::builder()
+        .backlog(args.backlog)
+        .limits(limits)
+        .grace(args.grace);
+    for endpoint in args.listen {
+        builder = builder.listen(endpoint);
+    }
+    let server = builder.bind(Hello::new(args.reply)).await?;
+    for addr in server.local_addrs() {
+        info!("Serving HTTP on {addr} ...");
+    }
+    let summary = server.run_with(signals.nth(1), signals.nth(2)).await;
+    info!("{summary}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,91 @@
+//! What a service is handed for each accepted connection: the byte stream,
+//! the peer's address, and the server's shutdown and limits.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
+
+use crate::server::Limits;
+
+/// A connected stream socket a service reads and writes.
+///
+/// Besides `AsyncRead`/`AsyncWrite`, a service can wait for readability
+/// without holding a buffer ([`Connection::readable`] then
+/// [`Connection::try_read_buf`]): an idle keep-alive connection then costs
+/// no buffer memory at all.
+pub trait Connection: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Waits until a read would not block (data, end of stream, or an error).
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// Reads what is ready into `buf`'s spare capacity, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` when nothing is ready; otherwise as `recv(2)`.
+    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize>;
+}
+
+impl Connection for tokio::net::TcpStream {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        tokio::net::TcpStream::readable(self)
+    }
+
+    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        tokio::net::TcpStream::try_read_buf(self, buf)
+    }
+}
+
+impl Connection for tokio::net::UnixStream {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        tokio::net::UnixStream::readable(self)
+    }
+
+    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        tokio::net::UnixStream::try_read_buf(self, buf)
+    }
+}
+
+/// The address of the peer of a connection, for logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerAddr {
+    /// An IPv4 or IPv6 peer.
+    Inet(std::net::SocketAddr),
+    /// A Unix-domain peer; usually unnamed, shown as `unix:<unnamed>`.
+    Unix(Option<String>),
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerAddr::Inet(addr) => write!(f, "{addr}"),
+            PeerAddr::Unix(Some(name)) => write!(f, "unix:{name}"),
+            PeerAddr::Unix(None) => write!(f, "unix:<unnamed>"),
+        }
+    }
+}
+
+/// Everything about one connection except the stream itself.
+#[derive(Debug, Clone)]
+pub struct ConnContext {
+    /// Who is on the other end.
+    pub peer: PeerAddr,
+    /// Cancelled when the server starts shutting down: a service finishes
+    /// the request in flight, then closes.
+    pub shutdown: CancellationToken,
+    /// The server's limits.
+    pub limits: Arc<Limits>,
+}
+
+/// What a service reports when a connection ends, for the server's summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnReport {
+    /// Requests (or messages) answered.
+    pub requests: u64,
+    /// Whether the connection ended in an error (bad request, I/O error).
+    pub error: bool,
+}

@@ -1,0 +1,46 @@
+//! sockit: sockets from the shell and from Rust.
+//!
+//! The library behind the `sockit` command: the tutorial's threaded
+//! "Hello, world!" server grown into a server core that runs any
+//! [`Service`](service::Service) on any listener, and its client.
+//!
+//! ```no_run
+//! use sockit::{server::Server, service::Hello};
+//!
+//! #[tokio::main]
+//! async fn main() -> sockit::Result<()> {
+//!     let server = Server::builder().listen("8888".parse()?).bind(Hello::default()).await?;
+//!     server.run(async { let _ = tokio::signal::ctrl_c().await; }).await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`endpoint`]: the one endpoint parser (`8888`, `[::1]:8888`, `unix:@name`, …)
+//! - [`socket`]: the one place a socket is opened (socket2 options, then tokio)
+//! - [`server`]: the server builder, the one accept loop, limits, shutdown
+//! - [`conn`]: what a service is handed per connection
+//! - [`service`]: the services, one per file behind one trait
+//! - [`http`]: HTTP/1.x request framing on top of `httparse`
+//! - [`client`]: `send`, the tutorial's client
+//! - [`escape`]: bytes shown to people
+//! - [`logging`]: plain log lines on stderr through a non-blocking writer
+//! - [`error`]: the error type
+
+#![deny(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations)]
+
+pub mod client;
+pub mod conn;
+pub mod endpoint;
+pub mod error;
+pub mod escape;
+pub mod http;
+pub mod logging;
+pub mod server;
+pub mod service;
+pub mod socket;
+
+pub use endpoint::Endpoint;
+pub use error::{Error, Result};

@@ -1,0 +1,232 @@
+//! The one accept loop. Every stream listener of every server runs it.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{debug, error, info, warn, Instrument};
+
+use crate::server::listener::Listener;
+use crate::server::Shared;
+use crate::service::Service;
+
+/// How an `accept(2)` error is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AcceptError {
+    /// The failed connection's own problem (it was reset before we took it,
+    /// or the call was interrupted): take the next one at once.
+    Connection,
+    /// The process or system is out of something (descriptors, buffers,
+    /// memory): retrying at once would spin, so back off until it frees up.
+    Resource,
+    /// Anything else: log it, back off, carry on; the loop never dies.
+    Other,
+}
+
+fn classify(err: &io::Error) -> AcceptError {
+    match err.kind() {
+        io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::Interrupted
+        | io::ErrorKind::WouldBlock => return AcceptError::Connection,
+        _ => {}
+    }
+    match err.raw_os_error() {
+        Some(
+            libc_errno::EMFILE | libc_errno::ENFILE | libc_errno::ENOBUFS | libc_errno::ENOMEM,
+        ) => AcceptError::Resource,
+        // Linux passes some network errors of the pending connection up
+        // through accept (accept(2), "Error handling"): treat them as its own.
+        Some(
+            libc_errno::EPROTO
+            | libc_errno::ENETDOWN
+            | libc_errno::ENOPROTOOPT
+            | libc_errno::EHOSTDOWN
+            | libc_errno::ENONET
+            | libc_errno::EHOSTUNREACH
+            | libc_errno::EOPNOTSUPP
+            | libc_errno::ENETUNREACH
+            | libc_errno::EPERM,
+        ) => AcceptError::Connection,
+        _ => AcceptError::Other,
+    }
+}
+
+/// errno values, named as in C (from nix, so no `libc` dependency of our own).
+mod libc_errno {
+    use nix::errno::Errno;
+    pub const EMFILE: i32 = Errno::EMFILE as i32;
+    pub const ENFILE: i32 = Errno::ENFILE as i32;
+    pub const ENOBUFS: i32 = Errno::ENOBUFS as i32;
+    pub const ENOMEM: i32 = Errno::ENOMEM as i32;
+    pub const EPROTO: i32 = Errno::EPROTO as i32;
+    pub const ENETDOWN: i32 = Errno::ENETDOWN as i32;
+    pub const ENOPROTOOPT: i32 = Errno::ENOPROTOOPT as i32;
+    pub const EHOSTDOWN: i32 = Errno::EHOSTDOWN as i32;
+    pub const ENONET: i32 = Errno::ENONET as i32;
+    pub const EHOSTUNREACH: i32 = Errno::EHOSTUNREACH as i32;
+    pub const EOPNOTSUPP: i32 = Errno::EOPNOTSUPP as i32;
+    pub const ENETUNREACH: i32 = Errno::ENETUNREACH as i32;
+    pub const EPERM: i32 = Errno::EPERM as i32;
+}
+
+/// The first pause after a resource error; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(5);
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Tracks a burst of accept errors: warn once when it starts, note once
+/// when it ends, and pause a growing while in between.
+#[derive(Debug, Default)]
+struct Burst {
+    errors: u64,
+    delay: Duration,
+}
+
+impl Burst {
+    fn failed(&mut self, err: &io::Error, local: &str) -> Duration {
+        if self.errors == 0 {
+            warn!("accept on {local} failed: {err}; pausing accepts until it clears");
+            self.delay = FIRST_BACKOFF;
+        } else {
+            self.delay = (self.delay * 2).min(MAX_BACKOFF);
+        }
+        self.errors += 1;
+        self.delay
+    }
+
+    fn succeeded(&mut self, local: &str) {
+        if self.errors > 0 {
+            info!(
+                "accept on {local} resumed after {} failed attempts",
+                self.errors
+            );
+            self.errors = 0;
+        }
+    }
+}
+
+/// Accepts connections from `listener` and spawns `service` on each, until
+/// the server's shutdown token is cancelled. Then drops the listener, so the
+/// kernel refuses new clients instead of queueing them.
+///
+/// Nothing else ends the loop: per-connection errors are skipped, resource
+/// errors back off (see [`Burst`]), and the loop does no client I/O.
+pub(crate) async fn accept_loop<L: Listener, S: Service>(
+    mut listener: L,
+    service: Arc<S>,
+    shared: Arc<Shared>,
+) {
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| "listener".to_owned(), |a| a.to_string());
+    let mut burst = Burst::default();
+    loop {
+        // Wait for a free slot first: at the limit, new clients stay in the
+        // kernel's backlog rather than being accepted and dropped.
+        let permit = tokio::select! {
+            biased;
+            () = shared.shutdown.cancelled() => break,
+            permit = shared.slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            biased;
+            () = shared.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (io, peer) = match accepted {
+            Ok(accepted) => {
+                burst.succeeded(&local);
+                accepted
+            }
+            Err(err) => {
+                let pause = match classify(&err) {
+                    AcceptError::Connection => {
+                        debug!(%err, "accept: connection failed before it was taken");
+                        continue;
+                    }
+                    AcceptError::Resource => burst.failed(&err, &local),
+                    AcceptError::Other => {
+                        if burst.errors == 0 {
+                            error!("accept on {local}: unexpected error: {err}");
+                        }
+                        burst.failed(&err, &local)
+                    }
+                };
+                drop(permit);
+                tokio::select! {
+                    () = shared.shutdown.cancelled() => break,
+                    () = tokio::time::sleep(pause) => continue,
+                }
+            }
+        };
+        shared.stats.connection_opened();
+        info!(target: "sockit::conn", "Accept new connection from {peer}");
+        let span = tracing::debug_span!("conn", %peer);
+        let ctx = crate::conn::ConnContext {
+            peer,
+            shutdown: shared.shutdown.clone(),
+            limits: shared.limits.clone(),
+        };
+        let service = service.clone();
+        let stats = shared.stats.clone();
+        shared.tracker.spawn(
+            async move {
+                let report = service.serve(io, ctx).await;
+                stats.connection_closed(report);
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+    debug!("accept loop on {local} stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_sorted_by_kind_not_text() {
+        let os = io::Error::from_raw_os_error;
+        assert_eq!(classify(&os(libc_errno::EMFILE)), AcceptError::Resource);
+        assert_eq!(classify(&os(libc_errno::ENFILE)), AcceptError::Resource);
+        assert_eq!(classify(&os(libc_errno::ENOBUFS)), AcceptError::Resource);
+        assert_eq!(classify(&os(libc_errno::ENOMEM)), AcceptError::Resource);
+        assert_eq!(
+            classify(&os(nix::errno::Errno::ECONNABORTED as i32)),
+            AcceptError::Connection
+        );
+        assert_eq!(
+            classify(&os(nix::errno::Errno::EINTR as i32)),
+            AcceptError::Connection
+        );
+        assert_eq!(
+            classify(&os(nix::errno::Errno::ECONNRESET as i32)),
+            AcceptError::Connection
+        );
+        assert_eq!(classify(&os(libc_errno::EPROTO)), AcceptError::Connection);
+        assert_eq!(
+            classify(&os(nix::errno::Errno::EBADF as i32)),
+            AcceptError::Other
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let mut burst = Burst::default();
+        let err = io::Error::from_raw_os_error(libc_errno::EMFILE);
+        let first = burst.failed(&err, "test");
+        assert_eq!(first, FIRST_BACKOFF);
+        let mut last = first;
+        for _ in 0..20 {
+            last = burst.failed(&err, "test");
+        }
+        assert_eq!(last, MAX_BACKOFF);
+        burst.succeeded("test");
+        assert_eq!(burst.errors, 0);
+        assert_eq!(burst.failed(&err, "test"), FIRST_BACKOFF);
+    }
+}
