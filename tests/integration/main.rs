@@ -1,1 +1,6 @@
-//! Integration tests: one binary, shared helpers in common/.
+//! Integration tests: one binary (link time matters on 2 cores), one module
+//! per command, shared helpers in `common`.
+
+mod common;
+mod send;
+mod serve;

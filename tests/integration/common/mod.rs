@@ -1,0 +1,301 @@
+//! Helpers every integration test shares: run the real binary, wait for its
+//! readiness line, talk to it over sockets with timeouts, and clean up.
+
+#![allow(dead_code)] // each test module uses a different subset
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long any single wait in a test may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A `sockit` command for the binary under test.
+pub fn sockit() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sockit"))
+}
+
+/// Output collected from a child's stderr by a background thread, so the
+/// pipe never fills and tests can wait for a line.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
+
+impl Lines {
+    fn collect(self, stream: impl Read + Send + 'static) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                let (lines, cond) = &*self.0;
+                lines.lock().unwrap().push(line);
+                cond.notify_all();
+            }
+        })
+    }
+
+    /// Waits for a line containing `needle` and returns it.
+    #[track_caller]
+    pub fn wait_for(&self, needle: &str) -> String {
+        let (lines, cond) = &*self.0;
+        let deadline = Instant::now() + WAIT;
+        let mut guard = lines.lock().unwrap();
+        loop {
+            if let Some(line) = guard.iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no line with {needle:?} within {WAIT:?}; got:\n{}",
+                guard.join("\n")
+            );
+            guard = cond.wait_timeout(guard, left).unwrap().0;
+        }
+    }
+
+    /// Everything collected so far.
+    pub fn text(&self) -> String {
+        self.0 .0.lock().unwrap().join("\n")
+    }
+}
+
+/// A running `sockit serve`, killed and reaped on drop.
+pub struct Server {
+    child: Child,
+    /// The first address from its `Serving … on ADDR ...` line.
+    pub addr: SocketAddr,
+    /// Its stderr, line by line.
+    pub stderr: Lines,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts `sockit serve -l 127.0.0.1:0 ARGS…` and waits for readiness.
+    pub fn start(args: &[&str]) -> Server {
+        let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        Server::start_raw(&all)
+    }
+
+    /// Starts `sockit ARGS…` (which must print a `Serving` line) and waits
+    /// for readiness.
+    pub fn start_raw(args: &[&str]) -> Server {
+        let mut child = sockit()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sockit");
+        let stderr = Lines::default();
+        let reader = stderr.clone().collect(child.stderr.take().unwrap());
+        let mut server = Server {
+            child,
+            addr: "0.0.0.0:0".parse().unwrap(),
+            stderr,
+            reader: Some(reader),
+        };
+        let line = server.stderr.wait_for("Serving ");
+        let addr = line
+            .split(" on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        server.addr = addr
+            .parse()
+            .unwrap_or_else(|_| panic!("bad address in {line:?}"));
+        server
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` to the server.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), signal).unwrap();
+    }
+
+    /// Sends SIGTERM and waits for the exit, returning its status.
+    #[track_caller]
+    pub fn terminate(mut self) -> (ExitStatus, String) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let status =
+            wait_timeout(&mut self.child, WAIT).expect("server did not exit after SIGTERM");
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        (status, self.stderr.text())
+    }
+
+    /// Open descriptors of the server process.
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits up to `limit` for `child` to exit.
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs a command to completion within [`WAIT`], killing it otherwise.
+#[track_caller]
+pub fn run(cmd: &mut Command) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let out = Lines::default();
+    let mut stdout = child.stdout.take().unwrap();
+    let stdout_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = out.clone().collect(child.stderr.take().unwrap());
+    let status = match wait_timeout(&mut child, WAIT) {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("command {cmd:?} did not finish within {WAIT:?}");
+        }
+    };
+    let stdout = stdout_reader.join().unwrap();
+    err_reader.join().unwrap();
+    let mut stderr = out.text().into_bytes();
+    if !stderr.is_empty() {
+        stderr.push(b'\n');
+    }
+    std::process::Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// A TCP connection with 2 s read and write timeouts, so a bug fails the
+/// test instead of hanging it.
+#[track_caller]
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    stream
+}
+
+/// Writes all of `bytes`.
+#[track_caller]
+pub fn send(stream: &mut TcpStream, bytes: &[u8]) {
+    stream.write_all(bytes).expect("write");
+}
+
+/// Reads until the peer closes.
+#[track_caller]
+pub fn read_to_end(stream: &mut TcpStream) -> Vec<u8> {
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).expect("read to end of stream");
+    buf
+}
+
+/// Reads exactly `n` bytes.
+#[track_caller]
+pub fn read_exact(stream: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut buf = vec![0; n];
+    stream.read_exact(&mut buf).expect("read");
+    buf
+}
+
+/// Reads one HTTP response (head and a Content-Length body) and returns it whole.
+#[track_caller]
+pub fn read_response(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("read response head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let body = if head.starts_with("HTTP/1.1 200") || length > 0 {
+        read_exact(stream, length)
+    } else {
+        Vec::new()
+    };
+    head + &String::from_utf8(body).unwrap()
+}
+
+/// Shows bytes escaped, for assertion messages.
+pub fn escaped(bytes: &[u8]) -> String {
+    sockit::escape::Escaped::new(bytes).to_string()
+}
+
+/// Asserts two byte strings are equal, showing both escaped when not.
+#[track_caller]
+pub fn assert_bytes_eq(actual: &[u8], expected: &[u8]) {
+    assert!(
+        actual == expected,
+        "bytes differ:\n  actual: b'{}'\nexpected: b'{}'",
+        escaped(actual),
+        escaped(expected)
+    );
+}
+
+/// A fresh path for a Unix socket in a temporary directory, removed with it.
+pub fn temp_socket_path(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join(name);
+    (dir, path)
+}
+
+/// Whether a program is on PATH (peers such as curl, nc, socat).
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs an inline python3 script with arguments and returns its stdout.
+#[track_caller]
+pub fn python(script: &str, args: &[&str]) -> Vec<u8> {
+    let out = run(Command::new("python3").arg("-c").arg(script).args(args));
+    assert!(
+        out.status.success(),
+        "python3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
