@@ -186,24 +186,52 @@ fn parse_content_length(value: &[u8]) -> Result<u64, RequestError> {
         .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')))
 }
 
-/// Whether `buf` can be the start of an HTTP request line: a method token
-/// (RFC 9110 `tchar`s) followed by a space. A raw client such as the
-/// tutorial's, sending `Hello, world`, fails at the comma.
-pub fn sniff(buf: &[u8]) -> Sniff {
+/// Whether `buf` starts with an HTTP request line.
+///
+/// 1. The first bytes must be a method token (RFC 9110 `tchar`s) and a
+///    space: the tutorial's client, sending `Hello, world`, fails at the
+///    comma at once.
+/// 2. Once the first line is complete, it must end in `HTTP/…`: text such
+///    as `hi there` is not HTTP either.
+///
+/// A first line still incomplete after `max_head_bytes` is left to the HTTP
+/// parser, which answers 431.
+pub fn sniff(buf: &[u8], max_head_bytes: usize) -> Sniff {
     // No registered method is longer than this; a longer "token" is text.
     const MAX_METHOD: usize = 24;
+    let mut method_end = None;
     for (i, &b) in buf.iter().enumerate().take(MAX_METHOD + 1) {
         if b == b' ' {
-            return if i > 0 { Sniff::Http } else { Sniff::Raw };
+            if i == 0 {
+                return Sniff::Raw;
+            }
+            method_end = Some(i);
+            break;
         }
         if !is_tchar(b) {
             return Sniff::Raw;
         }
     }
-    if buf.len() > MAX_METHOD {
-        Sniff::Raw
-    } else {
-        Sniff::NeedMore
+    let Some(method_end) = method_end else {
+        return if buf.len() > MAX_METHOD {
+            Sniff::Raw
+        } else {
+            Sniff::NeedMore
+        };
+    };
+    let rest = &buf[method_end..];
+    match rest.iter().position(|&b| b == b'\n') {
+        Some(end) => {
+            let line = rest[..end].strip_suffix(b"\r").unwrap_or(&rest[..end]);
+            let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
+            if line.len() > 1 && version.starts_with(b"HTTP/") {
+                Sniff::Http
+            } else {
+                Sniff::Raw
+            }
+        }
+        None if buf.len() >= max_head_bytes => Sniff::Http,
+        None => Sniff::NeedMore,
     }
 }
 
@@ -422,15 +450,23 @@ mod tests {
 
     #[test]
     fn sniff_tells_raw_clients_from_http() {
+        let sniff = |buf: &[u8]| sniff(buf, 64);
         assert_eq!(sniff(b"Hello, world"), Sniff::Raw);
         assert_eq!(sniff(b"hello\n"), Sniff::Raw);
+        assert_eq!(sniff(b"hi there\n"), Sniff::Raw);
+        assert_eq!(sniff(b"GET /\r\n"), Sniff::Raw);
         assert_eq!(sniff(b" GET"), Sniff::Raw);
         assert_eq!(sniff(b"\x16\x03\x01"), Sniff::Raw);
         assert_eq!(sniff(b"GET / HTTP/1.1\r\n"), Sniff::Http);
-        assert_eq!(sniff(b"M-SEARCH *"), Sniff::Http);
+        assert_eq!(sniff(b"GET / HTTP/2.0\n"), Sniff::Http);
+        assert_eq!(sniff(b"M-SEARCH * HTTP/1.1\r\n"), Sniff::Http);
+        assert_eq!(sniff(b"GET / HTTP/1.1"), Sniff::NeedMore);
         assert_eq!(sniff(b"GE"), Sniff::NeedMore);
         assert_eq!(sniff(b""), Sniff::NeedMore);
         assert_eq!(sniff(&[b'a'; 40]), Sniff::Raw);
+        // A first line longer than the head limit goes to the parser (431).
+        let long = [b"GET /".as_slice(), &[b'a'; 100]].concat();
+        assert_eq!(sniff(&long), Sniff::Http);
     }
 
     fn skip_all(body: BodyLength, input: &[u8], split: usize) -> (BodySkipper, usize) {

@@ -162,7 +162,7 @@ impl Hello {
                 return Next::Read;
             }
             if ex.sniffing {
-                match http::sniff(buf) {
+                match http::sniff(buf, ctx.limits.max_header_bytes) {
                     Sniff::Http => ex.sniffing = false,
                     Sniff::Raw => return Next::Raw,
                     Sniff::NeedMore => return Next::Read,

@@ -56,12 +56,11 @@ pub(crate) async fn read_more<C: Connection>(
 ) -> io::Result<Read> {
     loop {
         if buf.is_empty() {
-            if shutdown.is_cancelled() {
-                return Ok(Read::Shutdown);
-            }
-            // Try first with the buffer we have: under load the next
-            // request is usually already here.
-            if buf.capacity() > 0 {
+            // Try first without waiting: under load the next request is
+            // usually already here, and during shutdown a request whose
+            // bytes reached the kernel before the signal is in flight, not
+            // idle, so it is read and finished.
+            if buf.capacity() > 0 || shutdown.is_cancelled() {
                 // On an emptied buffer this reclaims its space, no allocation.
                 buf.reserve(READ_CHUNK);
                 match conn.try_read_buf(buf) {
@@ -70,13 +69,17 @@ pub(crate) async fn read_more<C: Connection>(
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(e),
                 }
+                if shutdown.is_cancelled() {
+                    return Ok(Read::Shutdown);
+                }
                 // Idle: give the buffer back while we wait.
                 *buf = BytesMut::new();
             }
             tokio::select! {
                 biased;
                 ready = conn.readable() => ready?,
-                () = shutdown.cancelled() => return Ok(Read::Shutdown),
+                // Loop once more: the try above tells in-flight from idle.
+                () = shutdown.cancelled() => continue,
             }
         } else {
             conn.readable().await?;

@@ -119,10 +119,17 @@ impl Server {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), signal).unwrap();
     }
 
-    /// Sends SIGTERM and waits for the exit, returning its status.
+    /// Sends SIGTERM and waits for the exit, returning its status and stderr.
     #[track_caller]
-    pub fn terminate(mut self) -> (ExitStatus, String) {
+    pub fn terminate(self) -> (ExitStatus, String) {
         self.signal(nix::sys::signal::Signal::SIGTERM);
+        self.terminate_wait()
+    }
+
+    /// Waits for the exit (after a signal already sent), returning its
+    /// status and stderr.
+    #[track_caller]
+    pub fn terminate_wait(mut self) -> (ExitStatus, String) {
         let status =
             wait_timeout(&mut self.child, WAIT).expect("server did not exit after SIGTERM");
         if let Some(reader) = self.reader.take() {
@@ -140,6 +147,42 @@ impl Server {
 }
 
 impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Any child process, killed and reaped on drop, with its stdout collected
+/// line by line.
+pub struct ChildGuard {
+    child: Child,
+    /// Its stdout, line by line.
+    pub stdout: Lines,
+}
+
+impl ChildGuard {
+    /// Spawns `cmd` with stdout piped and stdin, stderr null.
+    pub fn spawn(cmd: &mut Command) -> ChildGuard {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let stdout = Lines::default();
+        stdout.clone().collect(child.stdout.take().unwrap());
+        ChildGuard { child, stdout }
+    }
+
+    /// Waits for a stdout line containing `needle`.
+    #[track_caller]
+    pub fn wait_for_stdout(&mut self, needle: &str) -> String {
+        self.stdout.wait_for(needle)
+    }
+}
+
+impl Drop for ChildGuard {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
