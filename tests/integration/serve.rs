@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::common::{
-    assert_bytes_eq, connect, have, python, read_exact, read_response, read_to_end, run, send,
-    sockit, Server,
+    assert_bytes_eq, connect, have, python, read_response, read_to_end, run, send, sockit, Server,
 };
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n";
