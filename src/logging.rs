@@ -55,7 +55,13 @@ pub fn init(verbosity: Verbosity) -> LogGuard {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(true)
         .thread_name("sockit-log")
-        .finish(std::io::stderr());
+        // Buffered: the writer thread flushes whenever its queue runs dry,
+        // so a burst of lines costs one write(2), and a quiet server's lines
+        // still appear at once.
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|env| EnvFilter::try_new(env).ok())

@@ -16,7 +16,7 @@ use tracing::{debug, info};
 use crate::conn::{ConnContext, ConnReport, Connection};
 use crate::escape::Escaped;
 use crate::http::{self, BodySkipper, RequestError, Sniff};
-use crate::service::{is_peer_gone, linger_close, read_more, Read, Service};
+use crate::service::{is_peer_gone, linger_close, read_more, Read, Service, READ_CHUNK};
 
 /// The body the tutorial's server sends.
 pub const DEFAULT_REPLY: &str = "Hello, world!";
@@ -243,13 +243,18 @@ impl Service for Hello {
                     debug!(peer = %ctx.peer, %err, "write failed");
                     return report;
                 }
-                out.clear();
+                // A big pipelined batch's buffer is not kept while idle.
+                if out.capacity() > 4 * READ_CHUNK {
+                    out = Vec::new();
+                } else {
+                    out.clear();
+                }
             }
             if let Next::Close { linger } = next {
+                // Without unread input, dropping the socket sends FIN after
+                // the response: no shutdown(2) needed.
                 if linger {
                     linger_close(&mut conn).await;
-                } else {
-                    let _ = conn.shutdown().await;
                 }
                 return report;
             }

@@ -29,8 +29,10 @@ pub trait Service: Send + Sync + 'static {
     ) -> impl Future<Output = ConnReport> + Send;
 }
 
-/// How much a read buffer grows by.
-pub(crate) const READ_CHUNK: usize = 4096;
+/// How much a read buffer grows by. 1 KiB holds a typical request head and
+/// stays within glibc's per-thread cache, so allocating it per busy period
+/// is cheap.
+pub(crate) const READ_CHUNK: usize = 1024;
 
 /// The outcome of [`read_more`].
 #[derive(Debug)]
@@ -45,52 +47,52 @@ pub(crate) enum Read {
 
 /// Appends the next bytes from `conn` to `buf`.
 ///
-/// When `buf` is empty the connection is idle (between requests): the
-/// buffer's memory is released while waiting, and a shutdown ends the wait.
+/// When `buf` is empty the connection is idle (between requests):
+/// 1. during shutdown, one non-blocking read tells a request whose bytes
+///    reached the kernel before the signal (in flight: read it and finish
+///    it) from none (idle: [`Read::Shutdown`]);
+/// 2. otherwise the buffer's memory is released, and the wait for
+///    readability holds no buffer, so an idle keep-alive connection costs
+///    no buffer memory; a shutdown signal ends the wait (back to step 1).
+///
 /// When `buf` holds part of a request, the read goes on through a shutdown
 /// so the request in flight can finish.
+///
+/// The read itself goes through `AsyncRead`: tokio clears the socket's
+/// readiness when a read comes back short, which saves the `EAGAIN` read a
+/// keep-alive connection would otherwise make after every request.
 pub(crate) async fn read_more<C: Connection>(
     conn: &mut C,
     buf: &mut BytesMut,
     shutdown: &CancellationToken,
 ) -> io::Result<Read> {
-    loop {
-        if buf.is_empty() {
-            // Try first without waiting: under load the next request is
-            // usually already here, and during shutdown a request whose
-            // bytes reached the kernel before the signal is in flight, not
-            // idle, so it is read and finished.
-            if buf.capacity() > 0 || shutdown.is_cancelled() {
-                // On an emptied buffer this reclaims its space, no allocation.
-                buf.reserve(READ_CHUNK);
-                match conn.try_read_buf(buf) {
-                    Ok(0) => return Ok(Read::Eof),
-                    Ok(_) => return Ok(Read::Data),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
-                }
-                if shutdown.is_cancelled() {
-                    return Ok(Read::Shutdown);
-                }
-                // Idle: give the buffer back while we wait.
-                *buf = BytesMut::new();
-            }
-            tokio::select! {
-                biased;
-                ready = conn.readable() => ready?,
-                // Loop once more: the try above tells in-flight from idle.
-                () = shutdown.cancelled() => continue,
-            }
-        } else {
-            conn.readable().await?;
+    while buf.is_empty() {
+        if shutdown.is_cancelled() {
+            buf.reserve(READ_CHUNK);
+            return match conn.try_read_buf(buf) {
+                Ok(0) => Ok(Read::Eof),
+                Ok(_) => Ok(Read::Data),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Read::Shutdown),
+                Err(e) => Err(e),
+            };
         }
-        buf.reserve(READ_CHUNK);
-        match conn.try_read_buf(buf) {
-            Ok(0) => return Ok(Read::Eof),
-            Ok(_) => return Ok(Read::Data),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
+        if buf.capacity() > 0 {
+            *buf = BytesMut::new();
         }
+        tokio::select! {
+            biased;
+            ready = conn.readable() => {
+                ready?;
+                break;
+            }
+            () = shutdown.cancelled() => {}
+        }
+    }
+    buf.reserve(READ_CHUNK);
+    match conn.read_buf(buf).await {
+        Ok(0) => Ok(Read::Eof),
+        Ok(_) => Ok(Read::Data),
+        Err(e) => Err(e),
     }
 }
 
