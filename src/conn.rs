@@ -2,9 +2,9 @@
 //! the peer's address, and the server's shutdown and limits.
 
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -15,12 +15,16 @@ use crate::server::Limits;
 /// A connected stream socket a service reads and writes.
 ///
 /// Besides `AsyncRead`/`AsyncWrite`, a service can wait for readability
-/// without holding a buffer ([`Connection::readable`] then
-/// [`Connection::try_read_buf`]): an idle keep-alive connection then costs
-/// no buffer memory at all.
+/// without holding a buffer ([`Connection::poll_read_ready`] then a read):
+/// an idle keep-alive connection then costs no buffer memory at all.
 pub trait Connection: AsyncRead + AsyncWrite + Unpin + Send + 'static {
-    /// Waits until a read would not block (data, end of stream, or an error).
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
+    /// Polls until a read would not block (data, end of stream, or an
+    /// error).
+    ///
+    /// A poll function rather than an `async fn`: its waker lives in the
+    /// socket's reactor entry, so waiting adds nothing to the task's state
+    /// (tokio's `readable()` future is 152 bytes, in every idle connection).
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
     /// Reads what is ready into `buf`'s spare capacity, without waiting.
     ///
@@ -31,8 +35,8 @@ pub trait Connection: AsyncRead + AsyncWrite + Unpin + Send + 'static {
 }
 
 impl Connection for tokio::net::TcpStream {
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        tokio::net::TcpStream::readable(self)
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        tokio::net::TcpStream::poll_read_ready(self, cx)
     }
 
     fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
@@ -41,8 +45,8 @@ impl Connection for tokio::net::TcpStream {
 }
 
 impl Connection for tokio::net::UnixStream {
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        tokio::net::UnixStream::readable(self)
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        tokio::net::UnixStream::poll_read_ready(self, cx)
     }
 
     fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {

@@ -16,7 +16,7 @@ use tracing::{debug, info};
 use crate::conn::{ConnContext, ConnReport, Connection};
 use crate::escape::Escaped;
 use crate::http::{self, BodySkipper, RequestError, Sniff};
-use crate::service::{is_peer_gone, linger_close, read_more, Read, Service, READ_CHUNK};
+use crate::service::{is_peer_gone, linger_close, read_more, Read, Service};
 
 /// The body the tutorial's server sends.
 pub const DEFAULT_REPLY: &str = "Hello, world!";
@@ -243,8 +243,9 @@ impl Service for Hello {
                     debug!(peer = %ctx.peer, %err, "write failed");
                     return report;
                 }
-                // A big pipelined batch's buffer is not kept while idle.
-                if out.capacity() > 4 * READ_CHUNK {
+                // Nothing more to answer yet: the connection may now sit
+                // idle, and an idle connection keeps no buffer.
+                if buf.is_empty() {
                     out = Vec::new();
                 } else {
                     out.clear();
@@ -279,5 +280,37 @@ impl Service for Hello {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection's task holds this future for its whole life, idle
+    /// or not: it must stay small (nginx needs about 0.5 KiB per idle
+    /// keep-alive connection).
+    #[test]
+    fn a_connection_future_is_small() {
+        let (limits, shutdown) = (
+            std::sync::Arc::new(crate::server::Limits::default()),
+            tokio_util::sync::CancellationToken::new(),
+        );
+        let ctx = ConnContext {
+            peer: crate::conn::PeerAddr::Unix(None),
+            shutdown,
+            limits,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (a, _b) = tokio::net::UnixStream::pair().unwrap();
+            let hello = Hello::default();
+            let fut = hello.serve(a, ctx);
+            let size = std::mem::size_of_val(&fut);
+            assert!(size <= 512, "the connection future is {size} bytes");
+        });
     }
 }

@@ -79,9 +79,10 @@ pub(crate) async fn read_more<C: Connection>(
         if buf.capacity() > 0 {
             *buf = BytesMut::new();
         }
+        let waiting = &mut *conn;
         tokio::select! {
             biased;
-            ready = conn.readable() => {
+            ready = std::future::poll_fn(move |cx| waiting.poll_read_ready(cx)) => {
                 ready?;
                 break;
             }
@@ -108,12 +109,21 @@ const LINGER_BYTES: usize = 1 << 20;
 /// send RST instead of FIN, and a RST can destroy the response the peer has
 /// not read yet. Draining first (nginx's "lingering close") lets the
 /// response arrive.
+///
+/// The future is boxed: its timer would otherwise make every connection's
+/// task state bigger, though only closing connections use it.
 pub(crate) async fn linger_close<C: Connection>(conn: &mut C) {
+    Box::pin(linger_close_inner(conn)).await;
+}
+
+async fn linger_close_inner<C: Connection>(conn: &mut C) {
     if conn.shutdown().await.is_err() {
         return;
     }
     let drain = async {
-        let mut sink = [0u8; 4096];
+        // On the heap: an array here would sit in every connection's task
+        // state, idle or not, since a future is as big as its largest await.
+        let mut sink = vec![0u8; 4096];
         let mut total = 0;
         while total < LINGER_BYTES {
             match conn.read(&mut sink).await {
