@@ -588,3 +588,16 @@ fn serve_gives_the_tutorial_client_what_the_reference_server_gives() {
     let send = run(sockit().args(["send", &server.addr.to_string()]));
     assert_eq!(send.stdout, ours.stdout);
 }
+
+#[test]
+fn serve_listens_with_the_requested_backlog() {
+    // `ss` shows a listening socket's backlog in its Send-Q column.
+    let server = Server::start(&["-q", "--backlog", "77"]);
+    let out = run(Command::new("ss").args(["-ltnH", &format!("sport = :{}", server.addr.port())]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let send_q: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(send_q, ["77"], "{text}");
+}
