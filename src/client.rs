@@ -1,5 +1,6 @@
 //! The tutorial's client: connect, send, read the reply, close.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -75,39 +76,7 @@ pub async fn send(endpoint: &Endpoint, data: &[u8], opts: &SendOptions) -> Resul
         }
     };
     let addrs = hp.resolve(opts.family).await?;
-    let mut last_err = None;
-    let mut connected = None;
-    for addr in addrs {
-        match within(
-            opts.timeout,
-            "connecting to",
-            &addr.to_string(),
-            socket::tcp_connect(addr),
-        )
-        .await
-        {
-            Ok(Ok(stream)) => {
-                connected = Some((stream, addr));
-                break;
-            }
-            Ok(Err(source)) => {
-                last_err = Some(Error::Connect {
-                    addr: addr.to_string(),
-                    source,
-                })
-            }
-            Err(timeout) => last_err = Some(timeout),
-        }
-    }
-    let (mut stream, addr) = match connected {
-        Some(c) => c,
-        None => {
-            return Err(last_err.unwrap_or_else(|| Error::Resolve {
-                host: hp.to_string(),
-                reason: "no addresses".into(),
-            }))
-        }
-    };
+    let (mut stream, addr) = connect_first(&addrs, opts.timeout).await?;
     let peer = addr.to_string();
     let io_err = |what, source| Error::Io {
         what,
@@ -144,6 +113,30 @@ pub async fn send(endpoint: &Endpoint, data: &[u8], opts: &SendOptions) -> Resul
     Ok(reply)
 }
 
+/// Connects to the first of `addrs` that accepts, each within `timeout`.
+///
+/// # Errors
+///
+/// The last address's error when none connects.
+async fn connect_first(
+    addrs: &[SocketAddr],
+    timeout: Option<Duration>,
+) -> Result<(tokio::net::TcpStream, SocketAddr)> {
+    let mut last_err = None;
+    for &addr in addrs {
+        let text = addr.to_string();
+        match within(timeout, "connecting to", &text, socket::tcp_connect(addr)).await {
+            Ok(Ok(stream)) => return Ok((stream, addr)),
+            Ok(Err(source)) => last_err = Some(Error::Connect { addr: text, source }),
+            Err(timeout) => last_err = Some(timeout),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| Error::Resolve {
+        host: "(no address)".into(),
+        reason: "no addresses to connect to".into(),
+    }))
+}
+
 /// Runs `fut` within `timeout`, if there is one.
 async fn within<T>(
     timeout: Option<Duration>,
@@ -160,5 +153,26 @@ async fn within<T>(
                 addr: addr.to_owned(),
                 secs: limit.as_secs_f64(),
             }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn connect_first_skips_refused_addresses() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let good = open.local_addr().unwrap();
+        let (_, addr) = connect_first(&[closed, good], Some(Duration::from_secs(2)))
+            .await
+            .unwrap();
+        assert_eq!(addr, good);
+        let err = connect_first(&[closed], None).await.unwrap_err();
+        assert!(err.is_connection_refused(), "{err}");
     }
 }

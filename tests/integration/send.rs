@@ -113,9 +113,10 @@ fn send_reports_unresolvable_names_and_bad_endpoints() {
 }
 
 #[test]
-fn send_tries_each_address_of_a_name() {
-    // localhost resolves to ::1 and 127.0.0.1; the server has only the latter,
-    // so a client that gave up after the first refusal would fail.
+fn send_resolves_a_host_name() {
+    // Where localhost is ::1 and 127.0.0.1, this also needs the fallback from
+    // the first (refused) address; the fallback itself is unit-tested in
+    // src/client.rs.
     let server = Server::start(&["-q"]);
     let out = run(sockit().args(["send", &format!("localhost:{}", server.addr.port())]));
     assert!(
