@@ -19,6 +19,7 @@
 //!
 //! - [`endpoint`]: the one endpoint parser (`8888`, `[::1]:8888`, `unix:@name`, …)
 //! - [`socket`]: the one place a socket is opened (socket2 options, then tokio)
+//! - [`seqpacket`]: Unix `SOCK_SEQPACKET` sockets driven by tokio, keeping message boundaries
 //! - [`server`]: the server builder, the one accept loop, limits, shutdown
 //! - [`conn`]: what a service is handed per connection
 //! - [`service`]: the services, one per file behind one trait
@@ -38,6 +39,7 @@ pub mod error;
 pub mod escape;
 pub mod http;
 pub mod logging;
+pub mod seqpacket;
 pub mod server;
 pub mod service;
 pub mod socket;
