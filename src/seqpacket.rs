@@ -7,15 +7,16 @@
 //! - [`SeqPacketStream::send`] and every `AsyncWrite` write send exactly one
 //!   message (`send(2)` on seqpacket is all or nothing), so `write_all`
 //!   is one message;
-//! - [`SeqPacketStream::recv_message`], [`Connection::try_read_buf`] and
-//!   every `AsyncRead` read return bytes of exactly one message, never two.
-//!   A message longer than an `AsyncRead` buffer is kept and handed out over
-//!   the following reads (no byte is lost, unlike `recv(2)`, which drops
-//!   the rest).
+//! - [`SeqPacketStream::recv_message`] and [`Connection::try_read_buf`]
+//!   append exactly one whole message, however long (the buffer grows);
+//! - every `AsyncRead` read returns bytes of one message, never of two. A
+//!   message longer than the read buffer is kept and handed out over the
+//!   following reads (no byte is lost, unlike `recv(2)`, which drops the
+//!   rest).
 //!
-//! So a service written for streams works unchanged: the `echo` service
-//! answers each read with one write, and therefore each message with one
-//! message. A zero-length message reads as end of stream, as with
+//! So a service written for streams works unchanged, and one that reads
+//! with `try_read_buf` and answers each read with one write (the `echo`
+//! service) answers each message with exactly one message. A zero-length message reads as end of stream, as with
 //! `recv(2)`, which returns 0 for both.
 //!
 //! Sockets are opened in [`crate::socket`] ([`seqpacket_listener`],
@@ -218,11 +219,13 @@ fn recv_appending(fd: RawFd, buf: &mut BytesMut) -> io::Result<usize> {
 }
 
 impl Connection for SeqPacketStream {
-    async fn readable(&self) -> io::Result<()> {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if !self.rest().is_empty() {
-            return Ok(());
+            return Poll::Ready(Ok(()));
         }
-        self.io.readable().await.map(drop)
+        // Dropping the guard keeps the readiness: the read that follows
+        // clears it if it finds nothing.
+        self.io.poll_read_ready(cx).map(|ready| ready.map(drop))
     }
 
     /// Appends exactly one message (or the unread rest of one).

@@ -173,13 +173,21 @@ pub fn udp_connect(addr: SocketAddr) -> io::Result<tokio::net::UdpSocket> {
 pub fn unix_sockaddr(addr: &UnixAddr) -> io::Result<SockAddr> {
     match addr {
         UnixAddr::Path(path) => SockAddr::unix(path),
-        UnixAddr::Abstract(name) => {
-            let mut bytes = Vec::with_capacity(name.len() + 1);
-            bytes.push(0);
-            bytes.extend_from_slice(name.as_bytes());
-            SockAddr::unix(PathBuf::from(OsString::from_vec(bytes)))
-        }
+        UnixAddr::Abstract(name) => unix_abstract_sockaddr(name.as_bytes()),
     }
+}
+
+/// The socket address of a Linux abstract name given as raw bytes (names
+/// the kernel picks, or other programs bind, need not be UTF-8).
+///
+/// # Errors
+///
+/// `InvalidInput` when the name is longer than `sun_path` less one byte.
+pub fn unix_abstract_sockaddr(name: &[u8]) -> io::Result<SockAddr> {
+    let mut bytes = Vec::with_capacity(name.len() + 1);
+    bytes.push(0);
+    bytes.extend_from_slice(name);
+    SockAddr::unix(PathBuf::from(OsString::from_vec(bytes)))
 }
 
 /// The [`UnixAddr`] a kernel socket address names, or `None` for an

@@ -9,7 +9,10 @@ use tokio::io::AsyncWriteExt;
 use tracing::debug;
 
 use crate::conn::{ConnContext, ConnReport, Connection};
-use crate::service::{is_peer_gone, read_more, Read, Service};
+use crate::service::{is_peer_gone, Service};
+
+/// How much the buffer grows by for a stream read.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// The `echo` service.
 #[derive(Debug, Clone, Copy, Default)]
@@ -20,10 +23,26 @@ impl Service for Echo {
         let mut report = ConnReport::default();
         let mut buf = BytesMut::new();
         loop {
-            match read_more(&mut conn, &mut buf, &ctx.shutdown).await {
-                Ok(Read::Data) => {
-                    // One read in, one write out: message boundaries survive
-                    // on seqpacket.
+            // `&mut`, moved in: the future stays `Send` (`C` need not be `Sync`).
+            let waiting = &mut conn;
+            let ready = tokio::select! {
+                biased;
+                ready = std::future::poll_fn(move |cx| waiting.poll_read_ready(cx)) => ready,
+                () = ctx.shutdown.cancelled() => return report,
+            };
+            // `try_read_buf`, not `AsyncRead`: on seqpacket it takes one
+            // whole message however long, so one write sends it back as one
+            // message.
+            buf.reserve(READ_CHUNK);
+            let read = ready.and_then(|()| conn.try_read_buf(&mut buf));
+            match read {
+                Ok(0) => {
+                    // Half-close: the client has sent everything and all of
+                    // it has been echoed; now end our side too.
+                    let _ = conn.shutdown().await;
+                    return report;
+                }
+                Ok(_) => {
                     if let Err(err) = conn.write_all(&buf).await {
                         report.error = !is_peer_gone(&err);
                         debug!(peer = %ctx.peer, %err, "write failed");
@@ -32,13 +51,7 @@ impl Service for Echo {
                     buf.clear();
                     report.requests += 1;
                 }
-                Ok(Read::Eof) => {
-                    // Half-close: the client has sent everything and all of
-                    // it has been echoed; now end our side too.
-                    let _ = conn.shutdown().await;
-                    return report;
-                }
-                Ok(Read::Shutdown) => return report,
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(err) => {
                     report.error = !is_peer_gone(&err);
                     debug!(peer = %ctx.peer, %err, "read failed");
