@@ -4,3 +4,4 @@
 mod common;
 mod send;
 mod serve;
+mod transports;
