@@ -536,3 +536,87 @@ fn reply_only_applies_to_hello() {
         String::from_utf8_lossy(&out.stderr).contains("--reply only applies to --service hello")
     );
 }
+
+#[test]
+fn tipc_endpoints_fail_with_one_clear_reason() {
+    for args in [
+        vec!["send", "tipc:1000:1"],
+        vec!["serve", "-l", "tipc:1000:1"],
+    ] {
+        let out = run(sockit().args(&args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let first = stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.contains("SOCK_RDM") && first.contains("TIPC"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn replies_that_would_block_are_dropped_and_counted() {
+    let (_dir, path) = temp_socket_path("busy.sock");
+    let server = serve("echo", &format!("unix-dgram:{}", path.display()), &[]);
+    // A client that sends 300 datagrams and reads none: its receive queue
+    // fills (net.unix.max_dgram_qlen), so the server's replies would block.
+    python(
+        r#"
+import os, socket, sys, tempfile
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+me = os.path.join(tempfile.mkdtemp(), "slow.sock")
+s.bind(me)
+for i in range(300):
+    s.sendto(b"x", sys.argv[1])
+"#,
+        &[path.to_str().unwrap()],
+    );
+    // The server is not stuck: it answers the next client at once.
+    let (code, reply, stderr) = send(&[&server.endpoint, "next"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_bytes_eq(&reply, b"next");
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("301 requests"), "{log}");
+    assert!(
+        log.contains("datagram replies dropped (send buffer full)"),
+        "{log}"
+    );
+}
+
+#[test]
+fn many_distinct_udp_senders_do_not_grow_the_server() {
+    let server = serve("echo", "udp://127.0.0.1:0", &[]);
+    let rss = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let flood = r#"
+import socket, sys
+port = int(sys.argv[1])
+for i in range(1000):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.sendto(b"y" * 512, ("127.0.0.1", port))
+    s.close()
+"#;
+    let port = server.addr.port().to_string();
+    python(flood, &[&port]);
+    let before = rss();
+    python(flood, &[&port]);
+    python(flood, &[&port]);
+    let after = rss();
+    // 2,000 more distinct senders: no per-sender state, so RSS stays put
+    // (allow 1 MiB of noise).
+    assert!(
+        after <= before + 1024,
+        "RSS grew from {before} kB to {after} kB"
+    );
+    let (code, _, stderr) = send(&[&server.endpoint, "alive"]);
+    assert_eq!(code, Some(0), "{stderr}");
+}
