@@ -84,3 +84,27 @@ pub(crate) fn bind_unix<T>(
     let file = SocketFile::bound(path).map_err(err)?;
     Ok((bound, Some(file)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_removes_only_the_file_it_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let first = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let guard = SocketFile::bound(&path).unwrap();
+        drop(guard);
+        assert!(!path.exists(), "our own file is removed");
+        drop(first);
+
+        // Another server took the path over after us: its file stays.
+        let _old = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let guard = SocketFile::bound(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let _new = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        drop(guard);
+        assert!(path.exists(), "a newer server's file was removed");
+    }
+}

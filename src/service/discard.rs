@@ -19,6 +19,10 @@ impl Service for Discard {
                 Ok(Read::Data) => {
                     buf.clear();
                     report.requests += 1;
+                    // A sender that never pauses must not hold shutdown up.
+                    if ctx.shutdown.is_cancelled() {
+                        return report;
+                    }
                 }
                 Ok(Read::Eof | Read::Shutdown) => return report,
                 Err(err) => {

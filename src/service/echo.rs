@@ -50,6 +50,11 @@ impl Service for Echo {
                     }
                     buf.clear();
                     report.requests += 1;
+                    // Shutting down: this chunk was the request in flight.
+                    if ctx.shutdown.is_cancelled() {
+                        let _ = conn.shutdown().await;
+                        return report;
+                    }
                 }
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(err) => {

@@ -620,3 +620,27 @@ for i in range(1000):
     let (code, _, stderr) = send(&[&server.endpoint, "alive"]);
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+#[test]
+fn a_streaming_chargen_client_does_not_hold_up_shutdown() {
+    let server = serve("chargen", "127.0.0.1:0", &[]);
+    let mut client = crate::common::connect(server.addr);
+    let start = crate::common::read_exact(&mut client, 74);
+    assert_bytes_eq(&start[..CHARGEN_START.len()], CHARGEN_START);
+    let began = std::time::Instant::now();
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    // The grace period is 5 s: chargen stops at the signal instead.
+    assert!(began.elapsed() < std::time::Duration::from_secs(3), "{log}");
+    assert!(!log.contains("cut off"), "{log}");
+}
+
+#[test]
+fn echo_over_tcp_returns_raw_bytes_then_closes() {
+    let server = serve("echo", "127.0.0.1:0", &[]);
+    let mut client = crate::common::connect(server.addr);
+    let data: Vec<u8> = (0..=255u8).cycle().take(50_000).collect();
+    crate::common::send(&mut client, &data);
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_bytes_eq(&crate::common::read_to_end(&mut client), &data);
+}
