@@ -11,7 +11,8 @@
 //! | Unix datagram | [`unix_datagram_bind`] | [`unix_datagram_connect`] |
 //! | Unix seqpacket | [`seqpacket_listener`] | [`seqpacket_connect`] |
 //!
-//! [`remove_stale_socket_file`] checks a socket file left by a dead server
+//! [`unix_datagram_try_send_to`] replies to a Unix datagram sender, path or
+//! abstract name. [`remove_stale_socket_file`] checks a socket file left by a dead server
 //! before a Unix listener reuses its path, and [`tipc_rdm_socket`] tells
 //! whether this kernel offers `SOCK_RDM` at all.
 
@@ -363,6 +364,39 @@ pub fn unix_datagram_connect(peer: &UnixAddr) -> io::Result<TempUnixDatagram> {
     Ok(TempUnixDatagram {
         socket: tokio::net::UnixDatagram::from_std(socket.into())?,
         _file: guard,
+    })
+}
+
+/// Sends one datagram to `peer` without waiting, corresponding to
+/// `sendto(2)`: the reply a Unix datagram server sends to whoever wrote to
+/// it (`peer` as `recv_from` returned it).
+///
+/// tokio's `try_send_to` takes a path only; a sender bound to an abstract
+/// name (including a Linux autobind name) is reached through socket2,
+/// inside tokio's readiness tracking.
+///
+/// # Errors
+///
+/// `WouldBlock` when the peer's receive queue is full; `AddrNotAvailable`
+/// for an unnamed sender (one that never bound an address: no reply can
+/// reach it); `ECONNREFUSED` or `ENOENT` when the peer has gone away.
+pub fn unix_datagram_try_send_to(
+    socket: &tokio::net::UnixDatagram,
+    buf: &[u8],
+    peer: &tokio::net::unix::SocketAddr,
+) -> io::Result<usize> {
+    if let Some(path) = peer.as_pathname() {
+        return socket.try_send_to(buf, path);
+    }
+    let Some(name) = peer.as_abstract_name() else {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            "the sender is unnamed (it never bound an address), so no reply can reach it",
+        ));
+    };
+    let target = unix_abstract_sockaddr(name)?;
+    socket.try_io(tokio::io::Interest::WRITABLE, || {
+        socket2::SockRef::from(socket).send_to(buf, &target)
     })
 }
 

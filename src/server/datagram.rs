@@ -74,21 +74,7 @@ impl DatagramSocket for tokio::net::UnixDatagram {
     }
 
     fn try_send_to(&self, buf: &[u8], peer: &Self::Peer) -> io::Result<usize> {
-        if let Some(path) = peer.as_pathname() {
-            return tokio::net::UnixDatagram::try_send_to(self, buf, path);
-        }
-        let Some(name) = peer.as_abstract_name() else {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrNotAvailable,
-                "the sender is unnamed (it never bound an address), so no reply can reach it",
-            ));
-        };
-        // tokio sends to paths only; an abstract name goes through socket2,
-        // inside tokio's readiness tracking.
-        let target = socket::unix_abstract_sockaddr(name)?;
-        self.try_io(tokio::io::Interest::WRITABLE, || {
-            socket2::SockRef::from(self).send_to(buf, &target)
-        })
+        socket::unix_datagram_try_send_to(self, buf, peer)
     }
 
     fn local_addr(&self) -> io::Result<LocalAddr> {

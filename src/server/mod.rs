@@ -218,6 +218,12 @@ impl Builder {
     /// Adds an endpoint to listen on. With none, the server listens on
     /// [`Endpoint::default_listen`] (TCP port 8888, all interfaces).
     ///
+    /// Every transport is served: TCP, Unix stream and seqpacket through
+    /// the one accept loop, UDP and Unix datagram through the one datagram
+    /// loop. A Unix path whose socket file is stale (nobody listening) is
+    /// reused; a live socket or a file that is not a socket is an error; the
+    /// file is removed when the server stops.
+    ///
     /// A port-only endpoint (`8888`, `:8888`) means all interfaces:
     /// dual-stack `[::]` with `IPV6_V6ONLY` off, or `0.0.0.0` where IPv6 is
     /// unavailable. An explicit `[::]` is IPv6 only, as in nginx. A name
