@@ -644,3 +644,27 @@ fn echo_over_tcp_returns_raw_bytes_then_closes() {
     client.shutdown(std::net::Shutdown::Write).unwrap();
     assert_bytes_eq(&crate::common::read_to_end(&mut client), &data);
 }
+
+#[test]
+fn udp_over_ipv6_answers_send_and_python() {
+    let server = serve("echo", "udp://[::1]:0", &[]);
+    assert!(
+        server.endpoint.starts_with("udp://[::1]:"),
+        "{}",
+        server.endpoint
+    );
+    let (code, reply, stderr) = send(&["-6", &server.endpoint, "over v6"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_bytes_eq(&reply, b"over v6");
+    let out = python(
+        r#"
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.settimeout(5)
+s.sendto(b"v6 peer", ("::1", int(sys.argv[1])))
+sys.stdout.buffer.write(s.recv(100))
+"#,
+        &[&server.addr.port().to_string()],
+    );
+    assert_bytes_eq(&out, b"v6 peer");
+}
