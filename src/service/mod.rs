@@ -53,7 +53,13 @@ pub trait Service: Send + Sync + 'static {
     ///
     /// This runs on the datagram loop itself, once per datagram: it must not
     /// block, and it keeps no state per sender.
-    fn reply_to_datagram(&self, datagram: &[u8], reply: &mut Vec<u8>) -> bool;
+    ///
+    /// The default sends nothing, for a service written for streams only;
+    /// every service sockit ships answers datagrams.
+    fn reply_to_datagram(&self, datagram: &[u8], reply: &mut Vec<u8>) -> bool {
+        let _ = (datagram, reply);
+        false
+    }
 }
 
 /// How much a read buffer grows by. 1 KiB holds a typical request head and
