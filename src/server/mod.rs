@@ -34,6 +34,7 @@ use crate::{Error, Result};
 mod accept;
 pub mod limits;
 pub mod listener;
+mod panic;
 pub mod shutdown;
 
 pub use limits::Limits;
@@ -338,6 +339,11 @@ impl<S: Service> Server<S> {
     ///    ones once their current request is answered;
     /// 3. waits for them up to the grace period, or until `force` resolves.
     ///
+    /// A panic in the service closes that connection only. To log it once,
+    /// this installs (once per process) a panic hook that stays silent for
+    /// panics caught at a connection and defers to the previous hook for
+    /// all others.
+    ///
     /// Returns what the server did.
     pub async fn run_with(
         self,
@@ -350,6 +356,7 @@ impl<S: Service> Server<S> {
             shared,
             grace,
         } = self;
+        panic::install_hook();
         let mut accept_loops = JoinSet::new();
         for listener in listeners {
             match listener {

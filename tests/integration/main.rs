@@ -2,5 +2,7 @@
 //! per command, shared helpers in `common`.
 
 mod common;
+mod errors;
+mod hardening;
 mod send;
 mod serve;
