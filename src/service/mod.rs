@@ -2,8 +2,8 @@
 //! per service; every transport runs every service through the same
 //! accept loop.
 //!
-//! Services read with [`read_more`] and write with [`write_all`], which
-//! hold every connection to the server's [`Limits`](crate::server::Limits):
+//! Services read with `read_more` and write with `write_all`, which
+//! hold every connection to the server's [`Limits`]:
 //! header, idle and write timeouts, through one timer per connection that
 //! is armed only when a wait really starts (never when the socket is ready,
 //! as it is under load).
