@@ -11,6 +11,10 @@
 //! | [`Limits::write_timeout`] | a client that stops reading its responses | 30 s |
 //! | [`Limits::max_header_bytes`] | huge request heads | 8 KiB |
 //! | [`Limits::max_unwritten_bytes`] | pipelining without reading (backpressure) | 64 KiB |
+//!
+//! The timeouts are kept to within a second: a connection's timer is not
+//! moved for every request of a busy keep-alive connection, so a timeout
+//! may fire up to a second before its nominal time, never after.
 
 use std::time::Duration;
 

@@ -184,10 +184,23 @@ impl Clock {
     }
 
     /// Sets the timer to `timeout` from now, allocating it the first time.
+    ///
+    /// Coarse by up to [`TIMER_SLACK`]: a pending timer already due a little
+    /// before the new deadline is kept as it is. Each reset locks tokio's
+    /// timer wheel, and a busy keep-alive connection waits once per request;
+    /// this way it resets its timer about once a second instead, and a
+    /// timeout may end a wait up to a second early.
     fn arm(&mut self, timeout: Duration) {
         let deadline = after(Instant::now(), timeout);
         match &mut self.timer {
-            Some(timer) => timer.as_mut().reset(deadline),
+            Some(timer) => {
+                let due = timer.deadline();
+                let close_enough =
+                    due <= deadline && deadline - due < TIMER_SLACK && !timer.is_elapsed();
+                if !close_enough {
+                    timer.as_mut().reset(deadline);
+                }
+            }
             None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
         }
     }
@@ -216,6 +229,9 @@ impl Clock {
         }
     }
 }
+
+/// How much earlier than asked a timeout may fire; see `Clock::arm`.
+const TIMER_SLACK: Duration = Duration::from_secs(1);
 
 /// What a wait is for, to pick its deadline.
 #[derive(Debug, Clone, Copy)]
@@ -573,6 +589,28 @@ mod tests {
         assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
         assert!(response.contains("\r\nConnection: close\r\n"), "{response}");
         assert_eq!(busy_server.await.unwrap().requests, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_connection_resets_its_timer_about_once_a_second() {
+        let limits = limits();
+        let mut clock = Clock::for_stream();
+        clock.arm(limits.idle_timeout);
+        let first = clock.timer.as_ref().unwrap().deadline();
+        // Requests 10 ms apart: the timer keeps its deadline for a second.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        clock.arm(limits.idle_timeout);
+        assert_eq!(clock.timer.as_ref().unwrap().deadline(), first);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        clock.arm(limits.idle_timeout);
+        let moved = clock.timer.as_ref().unwrap().deadline();
+        assert_eq!(moved, Instant::now() + limits.idle_timeout);
+        // A shorter deadline (a header or write wait) always resets it.
+        clock.arm(limits.header_timeout);
+        assert_eq!(
+            clock.timer.as_ref().unwrap().deadline(),
+            Instant::now() + limits.header_timeout
+        );
     }
 
     #[tokio::test(start_paused = true)]
