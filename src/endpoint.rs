@@ -603,4 +603,58 @@ mod tests {
         };
         assert!(bad.resolve(None).await.is_err());
     }
+
+    mod roundtrip {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn host() -> impl Strategy<Value = Host> {
+            prop_oneof![
+                Just(Host::Any),
+                any::<[u8; 4]>().prop_map(|o| Host::Ip {
+                    addr: IpAddr::from(o),
+                    zone: None
+                }),
+                (any::<[u8; 16]>(), proptest::option::of("[a-z0-9]{1,8}")).prop_map(|(o, zone)| {
+                    Host::Ip {
+                        addr: IpAddr::from(o),
+                        zone,
+                    }
+                }),
+                "[a-z_][a-z0-9_-]{0,10}(\\.[a-z0-9_-]{1,10}){0,3}".prop_map(Host::Name),
+            ]
+        }
+
+        fn unix_addr() -> impl Strategy<Value = UnixAddr> {
+            prop_oneof![
+                "(/[^/\\x00]{1,12}){1,4}".prop_map(|p| UnixAddr::Path(PathBuf::from(p))),
+                "[^\\x00]{1,20}".prop_map(UnixAddr::Abstract),
+            ]
+        }
+
+        fn endpoint() -> impl Strategy<Value = Endpoint> {
+            let hp = || (host(), any::<u16>()).prop_map(|(host, port)| HostPort { host, port });
+            prop_oneof![
+                hp().prop_map(Endpoint::Tcp),
+                hp().prop_map(Endpoint::Udp),
+                unix_addr().prop_map(Endpoint::Unix),
+                unix_addr().prop_map(Endpoint::UnixDgram),
+                unix_addr().prop_map(Endpoint::SeqPacket),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn display_parses_back_to_the_same_endpoint(endpoint in endpoint()) {
+                let shown = endpoint.to_string();
+                let parsed: Endpoint = shown.parse().map_err(|e| TestCaseError::fail(format!("{e}")))?;
+                prop_assert_eq!(parsed, endpoint);
+            }
+
+            #[test]
+            fn whatever_parses_displays_as_text_that_parses_to_it(text in "(tcp://|udp://|unix:|unix-dgram:|seqpacket:)?[\\[\\]@:/%.a-f0-9]{0,24}") {
+                crate::fuzzing::endpoint(text.as_bytes());
+            }
+        }
+    }
 }

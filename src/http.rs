@@ -156,20 +156,22 @@ pub fn parse_request_head(
 
 /// httparse reports any version it cannot read as `Version`; only a
 /// well-formed `HTTP/x.y` that is not 1.0/1.1 is "not supported".
+///
+/// The verdict depends only on the version's bytes up to the first one
+/// httparse rejected, so it is the same however the request was split into
+/// reads (found by fuzzing: an earlier version looked at the whole rest of
+/// the line, and answered `GET / HTTP/1./1.1\r HTTP/1.1` with 505 when it
+/// came in one read but 400 when it came in two).
 fn version_error(buf: &[u8]) -> RequestError {
     let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
-    let version = line
-        .rsplit(|&b| b == b' ')
-        .next()
-        .unwrap_or(b"")
-        .trim_ascii();
+    let version = line.splitn(3, |&b| b == b' ').nth(2).unwrap_or(b"");
     match version {
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-            if major.is_ascii_digit() && minor.is_ascii_digit() =>
-        {
+        // HTTP/2, HTTP/3, …: a major version other than 1.
+        [b'H', b'T', b'T', b'P', b'/', major, ..] if major.is_ascii_digit() && *major != b'1' => {
             RequestError::VersionNotSupported
         }
-        [b'H', b'T', b'T', b'P', b'/', major] if major.is_ascii_digit() => {
+        // HTTP/1.2 … HTTP/1.9.
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor, ..] if minor.is_ascii_digit() => {
             RequestError::VersionNotSupported
         }
         _ => RequestError::BadRequest,
@@ -433,6 +435,27 @@ mod tests {
             parse_request_head(b"GET / HTTP/1.2\r\n\r\n", MAX),
             Err(RequestError::VersionNotSupported)
         );
+    }
+
+    #[test]
+    fn the_version_verdict_does_not_depend_on_how_much_has_arrived() {
+        // From the fuzzer: the text after the version must not matter.
+        let full = b"GET / HTTP/1./1.1\r HTTP/1.1\r\nHost: x\r\n\r\n";
+        for end in 14..full.len() {
+            assert_eq!(
+                parse_request_head(&full[..end], MAX),
+                Err(RequestError::BadRequest),
+                "{end}"
+            );
+        }
+        let full = b"GET / HTTP/2x\r\n\r\n";
+        for end in 12..full.len() {
+            assert_eq!(
+                parse_request_head(&full[..end], MAX),
+                Err(RequestError::VersionNotSupported),
+                "{end}"
+            );
+        }
     }
 
     #[test]

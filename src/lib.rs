@@ -37,6 +37,9 @@ pub mod conn;
 pub mod endpoint;
 pub mod error;
 pub mod escape;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod logging;
 pub mod seqpacket;

@@ -7,7 +7,7 @@ use clap::Args;
 use tracing::{debug, info};
 
 use sockit::endpoint::{Endpoint, Family};
-use sockit::server::limits::{self, DEFAULT_MAX_HEADER_BYTES};
+use sockit::server::limits::{self, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_UNWRITTEN_BYTES};
 use sockit::server::{Builder, Limits, Server, Signals, DEFAULT_GRACE};
 use sockit::service::hello::{Hello, DEFAULT_REPLY};
 use sockit::service::{Chargen, Daytime, Discard, Echo, Service};
@@ -72,18 +72,59 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES, value_parser = values::size)]
     max_header_bytes: usize,
 
-    /// Most connections served at once [default: the descriptor limit less 64].
+    /// Most connections served at once [default: the descriptor limit less a reserve].
     ///
     /// At the limit the server stops accepting and new clients wait in the
-    /// kernel's backlog until a connection closes.
+    /// kernel's backlog until a connection closes. The default is the
+    /// descriptor limit (raised to its hard limit at start) less an eighth of
+    /// it, at least 16 and at most 64, kept for listeners and the runtime:
+    /// 960 under `ulimit -n 1024`, 48 under `ulimit -n 64`. Higher lets more
+    /// clients in at once but past the descriptor limit accepts only fail.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_conns: Option<u64>,
+
+    /// Seconds a client has to send a complete request head; 0 never times out.
+    ///
+    /// Counted from the first read that leaves part of a head unanswered (on a
+    /// new connection, from the accept), not reset by each byte: a slowloris
+    /// client sending a byte at a time is closed after this long. Shorter
+    /// frees slots held by slow or silent clients sooner; longer is kinder to
+    /// clients on very slow links.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = timeout)]
+    header_timeout: Duration,
+
+    /// Seconds a keep-alive connection may sit idle between requests; 0 never times out.
+    ///
+    /// Also bounds each read of a request body. Longer saves clients a new
+    /// handshake after a pause; shorter frees descriptors and memory held by
+    /// idle clients sooner.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = timeout)]
+    idle_timeout: Duration,
+
+    /// Seconds a response may stay unwritable before the client is dropped; 0 never times out.
+    ///
+    /// A client that stops reading fills the socket's send buffer; the server
+    /// then reads nothing more from it (its memory stays fixed) and drops it
+    /// after this long without progress. Shorter frees the slot sooner; longer
+    /// tolerates clients that pause reading.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = timeout)]
+    write_timeout: Duration,
 
     /// Seconds in-flight requests get to finish after Ctrl-C or SIGTERM.
     ///
     /// Idle connections close at once; a second Ctrl-C exits without waiting.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = values::duration)]
     grace: Duration,
+}
+
+/// A timeout flag: a duration, where 0 means never.
+fn timeout(text: &str) -> Result<Duration, String> {
+    let duration = values::duration(text)?;
+    Ok(if duration.is_zero() {
+        Duration::MAX
+    } else {
+        duration
+    })
 }
 
 fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
@@ -108,6 +149,10 @@ pub async fn run(args: ServeArgs) -> sockit::Result<ExitCode> {
             .map_or_else(limits::default_max_connections, |n| {
                 usize::try_from(n).unwrap_or(usize::MAX)
             }),
+        header_timeout: args.header_timeout,
+        idle_timeout: args.idle_timeout,
+        write_timeout: args.write_timeout,
+        max_unwritten_bytes: DEFAULT_MAX_UNWRITTEN_BYTES,
     };
     debug_assert_eq!(DEFAULT_GRACE, Duration::from_secs(5));
     let mut builder = Server::builder()
@@ -165,4 +210,36 @@ async fn serve<S: Service>(
     let summary = server.run_with(signals.nth(1), signals.nth(2)).await;
     info!("{summary}");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use sockit::server::limits::{
+        DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_WRITE_TIMEOUT,
+    };
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn help_defaults_are_the_library_defaults() {
+        let args = Wrapper::try_parse_from(["serve"]).unwrap().serve;
+        assert_eq!(args.header_timeout, DEFAULT_HEADER_TIMEOUT);
+        assert_eq!(args.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+        assert_eq!(args.write_timeout, DEFAULT_WRITE_TIMEOUT);
+        assert_eq!(args.grace, DEFAULT_GRACE);
+    }
+
+    #[test]
+    fn zero_timeouts_never_expire() {
+        let args = Wrapper::try_parse_from(["serve", "--idle-timeout", "0"])
+            .unwrap()
+            .serve;
+        assert_eq!(args.idle_timeout, Duration::MAX);
+    }
 }

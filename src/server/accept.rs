@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tracing::{debug, error, info, warn, Instrument};
 
+use crate::conn::ConnReport;
 use crate::server::listener::Listener;
+use crate::server::panic::catch_panic;
 use crate::server::Shared;
 use crate::service::Service;
 
@@ -74,18 +76,38 @@ mod libc_errno {
 const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
-/// Tracks a burst of accept errors: warn once when it starts, note once
-/// when it ends, and pause a growing while in between.
+/// Warnings about accept errors are this far apart at least: under a
+/// flood, descriptors free up and run out again many times a second, and
+/// each of those bursts would otherwise warn anew.
+const WARN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Tracks a burst of accept errors: warn when it starts (at most once per
+/// [`WARN_INTERVAL`]; later bursts log at debug), note its end, and pause
+/// a growing while in between.
 #[derive(Debug, Default)]
 struct Burst {
     errors: u64,
     delay: Duration,
+    /// When the last warning was logged.
+    warned_at: Option<std::time::Instant>,
+    /// Whether this burst's start was a warning (so its end is worth an info line).
+    loud: bool,
 }
 
 impl Burst {
     fn failed(&mut self, err: &io::Error, local: &str) -> Duration {
         if self.errors == 0 {
-            warn!("accept on {local} failed: {err}; pausing accepts until it clears");
+            let now = std::time::Instant::now();
+            self.loud = match self.warned_at {
+                Some(at) => now.duration_since(at) >= WARN_INTERVAL,
+                None => true,
+            };
+            if self.loud {
+                warn!("accept on {local} failed: {err}; pausing accepts until it clears");
+                self.warned_at = Some(now);
+            } else {
+                debug!("accept on {local} failed: {err}; pausing accepts until it clears");
+            }
             self.delay = FIRST_BACKOFF;
         } else {
             self.delay = (self.delay * 2).min(MAX_BACKOFF);
@@ -96,10 +118,17 @@ impl Burst {
 
     fn succeeded(&mut self, local: &str) {
         if self.errors > 0 {
-            info!(
-                "accept on {local} resumed after {} failed attempts",
-                self.errors
-            );
+            if self.loud {
+                info!(
+                    "accept on {local} resumed after {} failed attempts",
+                    self.errors
+                );
+            } else {
+                debug!(
+                    "accept on {local} resumed after {} failed attempts",
+                    self.errors
+                );
+            }
             self.errors = 0;
         }
     }
@@ -166,7 +195,7 @@ pub(crate) async fn accept_loop<L: Listener, S: Service>(
         info!(target: "sockit::conn", "Accept new connection from {peer}");
         let span = tracing::debug_span!("conn", %peer);
         let ctx = crate::conn::ConnContext {
-            peer,
+            peer: peer.clone(),
             shutdown: shared.shutdown.clone(),
             limits: shared.limits.clone(),
         };
@@ -174,7 +203,18 @@ pub(crate) async fn accept_loop<L: Listener, S: Service>(
         let stats = shared.stats.clone();
         shared.tracker.spawn(
             async move {
-                let report = service.serve(io, ctx).await;
+                // The connection boundary: a panic in the service drops its
+                // stream (closing the socket) and ends only this task.
+                let report = match catch_panic(service.serve(io, ctx)).await {
+                    Ok(report) => report,
+                    Err(panic) => {
+                        error!("connection from {peer} closed: the service panicked: {panic}");
+                        ConnReport {
+                            requests: 0,
+                            error: true,
+                        }
+                    }
+                };
                 stats.connection_closed(report);
                 drop(permit);
             }
@@ -228,5 +268,23 @@ mod tests {
         burst.succeeded("test");
         assert_eq!(burst.errors, 0);
         assert_eq!(burst.failed(&err, "test"), FIRST_BACKOFF);
+    }
+
+    #[test]
+    fn only_the_first_burst_in_a_minute_warns() {
+        let mut burst = Burst::default();
+        let err = io::Error::from_raw_os_error(libc_errno::EMFILE);
+        burst.failed(&err, "test");
+        assert!(burst.loud);
+        burst.succeeded("test");
+        burst.failed(&err, "test");
+        assert!(
+            !burst.loud,
+            "a second burst right after the first warned again"
+        );
+        burst.warned_at = Some(std::time::Instant::now() - WARN_INTERVAL);
+        burst.succeeded("test");
+        burst.failed(&err, "test");
+        assert!(burst.loud);
     }
 }

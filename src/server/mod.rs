@@ -36,6 +36,7 @@ mod accept;
 pub mod datagram;
 pub mod limits;
 pub mod listener;
+mod panic;
 pub mod shutdown;
 pub mod socket_file;
 
@@ -439,6 +440,11 @@ impl<S: Service> Server<S> {
     ///    ones once their current request is answered;
     /// 3. waits for them up to the grace period, or until `force` resolves.
     ///
+    /// A panic in the service closes that connection only. To log it once,
+    /// this installs (once per process) a panic hook that stays silent for
+    /// panics caught at a connection and defers to the previous hook for
+    /// all others.
+    ///
     /// Returns what the server did.
     pub async fn run_with(
         self,
@@ -451,6 +457,7 @@ impl<S: Service> Server<S> {
             shared,
             grace,
         } = self;
+        panic::install_hook();
         let mut accept_loops = JoinSet::new();
         for listener in listeners {
             let (service, shared) = (service.clone(), shared.clone());

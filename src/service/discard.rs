@@ -4,7 +4,7 @@ use bytes::BytesMut;
 use tracing::debug;
 
 use crate::conn::{ConnContext, ConnReport, Connection};
-use crate::service::{is_peer_gone, read_more, Read, Service};
+use crate::service::{is_peer_gone, read_more, Clock, Read, Service};
 
 /// The `discard` service.
 #[derive(Debug, Clone, Copy, Default)]
@@ -14,8 +14,9 @@ impl Service for Discard {
     async fn serve<C: Connection>(&self, mut conn: C, ctx: ConnContext) -> ConnReport {
         let mut report = ConnReport::default();
         let mut buf = BytesMut::new();
+        let mut clock = Clock::for_stream();
         loop {
-            match read_more(&mut conn, &mut buf, &ctx.shutdown).await {
+            match read_more(&mut conn, &mut buf, &ctx, &mut clock).await {
                 Ok(Read::Data) => {
                     buf.clear();
                     report.requests += 1;
@@ -24,7 +25,7 @@ impl Service for Discard {
                         return report;
                     }
                 }
-                Ok(Read::Eof | Read::Shutdown) => return report,
+                Ok(Read::Eof | Read::Shutdown | Read::TimedOut(_)) => return report,
                 Err(err) => {
                     report.error = !is_peer_gone(&err);
                     debug!(peer = %ctx.peer, %err, "read failed");

@@ -10,13 +10,14 @@
 //!    tutorial's server does.
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
 use tracing::{debug, info};
 
 use crate::conn::{ConnContext, ConnReport, Connection};
 use crate::escape::Escaped;
 use crate::http::{self, BodySkipper, RequestError, Sniff};
-use crate::service::{is_peer_gone, linger_close, read_more, Read, Service};
+use crate::service::{
+    is_peer_gone, linger_close, read_more, write_all, Clock, Read, Service, Timeout,
+};
 
 /// The body the tutorial's server sends.
 pub const DEFAULT_REPLY: &str = "Hello, world!";
@@ -108,6 +109,11 @@ fn push_error(out: &mut Vec<u8>, err: RequestError) {
 enum Next {
     /// Read more bytes.
     Read,
+    /// Write what is queued, then process the rest of the buffer before
+    /// reading more: [`Limits::max_unwritten_bytes`] of responses are queued.
+    ///
+    /// [`Limits::max_unwritten_bytes`]: crate::server::Limits::max_unwritten_bytes
+    Flush,
     /// Write what is queued, then close.
     Close { linger: bool },
     /// A raw client: answer it the tutorial's way.
@@ -123,10 +129,24 @@ struct Exchange {
     body: BodySkipper,
     /// The response to send once that body is over.
     owed: Option<Owed>,
+    /// Where the current request is, for the read timeouts.
+    clock: Clock,
+}
+
+impl Exchange {
+    fn new() -> Self {
+        Exchange {
+            sniffing: true,
+            body: BodySkipper::Done,
+            owed: None,
+            clock: Clock::for_requests(),
+        }
+    }
 }
 
 impl Hello {
-    /// Consumes every complete request in `buf`, queueing responses in `out`.
+    /// Consumes the complete requests in `buf`, queueing responses in `out`,
+    /// until `out` holds `max_unwritten_bytes` (then [`Next::Flush`]).
     fn process(
         &self,
         ex: &mut Exchange,
@@ -136,6 +156,9 @@ impl Hello {
         report: &mut ConnReport,
     ) -> Next {
         loop {
+            if out.len() >= ctx.limits.max_unwritten_bytes {
+                return Next::Flush;
+            }
             if !ex.body.is_done() {
                 match ex.body.skip(buf) {
                     Ok(used) => buf.advance(used),
@@ -148,6 +171,7 @@ impl Hello {
                 if !ex.body.is_done() {
                     return Next::Read;
                 }
+                ex.clock.request_done();
                 if let Some(owed) = ex.owed.take() {
                     self.push_ok(out, owed);
                     report.requests += 1;
@@ -192,6 +216,7 @@ impl Hello {
                 header,
             };
             ex.body = BodySkipper::new(head.body);
+            ex.clock.head_done(!ex.body.is_done());
             if ex.body.is_done() {
                 self.push_ok(out, owed);
                 report.requests += 1;
@@ -210,11 +235,87 @@ impl Hello {
     }
 
     /// The tutorial's reply: the bytes, then close.
-    async fn answer_raw<C: Connection>(&self, conn: &mut C, received: &[u8], ctx: &ConnContext) {
+    async fn answer_raw<C: Connection>(
+        &self,
+        conn: &mut C,
+        received: &[u8],
+        ctx: &ConnContext,
+        clock: &mut Clock,
+    ) {
         info!(target: "sockit::request", "{} {}", ctx.peer, Escaped::truncated(received, LOGGED_REQUEST_BYTES));
-        if conn.write_all(&self.body).await.is_ok() {
-            linger_close(conn).await;
+        match write_all(conn, &self.body, &ctx.limits, clock).await {
+            Ok(()) => linger_close(conn).await,
+            Err(err) => debug!(peer = %ctx.peer, %err, "write failed"),
         }
+    }
+}
+
+/// What [`Hello::exchange`] saw: for fuzzing and property tests.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Transcript {
+    /// Every byte the service wrote, in order.
+    pub written: Vec<u8>,
+    /// Whether the service closed the connection before the input ended.
+    pub closed: bool,
+    /// The largest the read buffer's capacity became.
+    pub max_buf_capacity: usize,
+    /// The most response bytes queued at once.
+    pub max_unwritten: usize,
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
+impl Hello {
+    /// Runs the connection state machine over `reads`, one slice per read,
+    /// followed by end of stream, without sockets or a runtime: the same
+    /// steps as [`Service::serve`], minus the waiting.
+    #[doc(hidden)]
+    pub fn exchange(&self, reads: &[&[u8]], limits: crate::server::Limits) -> Transcript {
+        let ctx = ConnContext {
+            peer: crate::conn::PeerAddr::Unix(None),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+            limits: std::sync::Arc::new(limits),
+        };
+        let mut report = ConnReport::default();
+        let mut t = Transcript::default();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        let mut ex = Exchange::new();
+        for read in reads {
+            // As read_more: a read appends at most the spare capacity after
+            // reserving a chunk; what does not fit comes with the next read.
+            let mut read = *read;
+            while !read.is_empty() {
+                buf.reserve(crate::service::READ_CHUNK);
+                let take = read.len().min(buf.capacity() - buf.len());
+                buf.extend_from_slice(&read[..take]);
+                read = &read[take..];
+                t.max_buf_capacity = t.max_buf_capacity.max(buf.capacity());
+                loop {
+                    let next = self.process(&mut ex, &mut buf, &mut out, &ctx, &mut report);
+                    t.max_unwritten = t.max_unwritten.max(out.len());
+                    t.written.append(&mut out);
+                    match next {
+                        Next::Raw => {
+                            t.written.extend_from_slice(&self.body);
+                            t.closed = true;
+                            return t;
+                        }
+                        Next::Close { .. } => {
+                            t.closed = true;
+                            return t;
+                        }
+                        Next::Flush => continue,
+                        Next::Read => break,
+                    }
+                }
+            }
+        }
+        if ex.sniffing {
+            t.written.extend_from_slice(&self.body);
+        }
+        t
     }
 }
 
@@ -230,21 +331,19 @@ impl Service for Hello {
         let mut report = ConnReport::default();
         let mut buf = BytesMut::new();
         let mut out = Vec::new();
-        let mut ex = Exchange {
-            sniffing: true,
-            body: BodySkipper::Done,
-            owed: None,
-        };
+        let mut ex = Exchange::new();
         loop {
             let next = self.process(&mut ex, &mut buf, &mut out, &ctx, &mut report);
             if next == Next::Raw {
-                self.answer_raw(&mut conn, &buf, &ctx).await;
+                self.answer_raw(&mut conn, &buf, &ctx, &mut ex.clock).await;
                 report.requests += 1;
                 return report;
             }
             if !out.is_empty() {
-                if let Err(err) = conn.write_all(&out).await {
-                    if !is_peer_gone(&err) {
+                // Nothing more is read until this is written: a client that
+                // does not read its responses stops being read (backpressure).
+                if let Err(err) = write_all(&mut conn, &out, &ctx.limits, &mut ex.clock).await {
+                    if !is_peer_gone(&err) && err.kind() != std::io::ErrorKind::TimedOut {
                         report.error = true;
                     }
                     debug!(peer = %ctx.peer, %err, "write failed");
@@ -258,26 +357,37 @@ impl Service for Hello {
                     out.clear();
                 }
             }
-            if let Next::Close { linger } = next {
-                // Without unread input, dropping the socket sends FIN after
-                // the response: no shutdown(2) needed.
-                if linger {
-                    linger_close(&mut conn).await;
+            match next {
+                Next::Close { linger } => {
+                    // Without unread input, dropping the socket sends FIN
+                    // after the response: no shutdown(2) needed.
+                    if linger {
+                        linger_close(&mut conn).await;
+                    }
+                    return report;
                 }
-                return report;
+                Next::Flush => continue,
+                Next::Read | Next::Raw => {}
             }
-            match read_more(&mut conn, &mut buf, &ctx.shutdown).await {
+            match read_more(&mut conn, &mut buf, &ctx, &mut ex.clock).await {
                 Ok(Read::Data) => {}
                 Ok(Read::Eof) => {
                     // The tutorial answers whatever it received, even nothing,
                     // once the client has finished sending.
                     if ex.sniffing {
-                        self.answer_raw(&mut conn, &buf, &ctx).await;
+                        self.answer_raw(&mut conn, &buf, &ctx, &mut ex.clock).await;
                         report.requests += 1;
                     }
                     return report;
                 }
                 Ok(Read::Shutdown) => return report,
+                Ok(Read::TimedOut(timeout)) => {
+                    debug!(peer = %ctx.peer, "closing: {timeout}");
+                    if timeout == Timeout::Header && !buf.is_empty() {
+                        report.error = true;
+                    }
+                    return report;
+                }
                 Err(err) => {
                     if !is_peer_gone(&err) {
                         report.error = true;
@@ -292,7 +402,142 @@ impl Service for Hello {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::sync::CancellationToken;
+
     use super::*;
+    use crate::conn::PeerAddr;
+    use crate::fuzzing::normalize;
+    use crate::server::Limits;
+    use crate::service::mock;
+
+    /// Valid requests of every framing hello handles; none closes.
+    const REQUESTS: [&[u8]; 6] = [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        b"POST /f HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello=world",
+        b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\nT: v\r\n\r\n",
+        b"OPTIONS * HTTP/1.1\r\nHost: x\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
+    ];
+
+    fn limits() -> Limits {
+        Limits {
+            max_connections: 1,
+            // Small enough that long pipelines go through several batches.
+            max_unwritten_bytes: 1000,
+            ..Limits::default()
+        }
+    }
+
+    /// A pipelined stream of requests, and cut points into it.
+    fn stream_and_cuts() -> impl Strategy<Value = (Vec<u8>, usize, Vec<usize>)> {
+        prop::collection::vec(0..REQUESTS.len(), 1..40).prop_flat_map(|picks| {
+            let stream: Vec<u8> = picks.iter().flat_map(|&i| REQUESTS[i].to_vec()).collect();
+            let len = stream.len();
+            (
+                Just(stream),
+                Just(picks.len()),
+                prop::collection::vec(0..=len, 0..30),
+            )
+        })
+    }
+
+    fn reads(stream: &[u8], mut cuts: Vec<usize>) -> Vec<&[u8]> {
+        cuts.sort_unstable();
+        let mut reads = Vec::new();
+        let mut from = 0;
+        for cut in cuts {
+            reads.push(&stream[from..cut]);
+            from = cut;
+        }
+        reads.push(&stream[from..]);
+        reads
+    }
+
+    fn count_ok(written: &[u8]) -> usize {
+        written
+            .windows(15)
+            .filter(|w| *w == b"HTTP/1.1 200 OK")
+            .count()
+    }
+
+    proptest! {
+        #[test]
+        fn any_split_of_a_pipelined_stream_gets_the_same_responses(
+            (stream, requests, cuts) in stream_and_cuts()
+        ) {
+            let hello = Hello::default();
+            let whole = hello.exchange(&[&stream], limits());
+            let split = hello.exchange(&reads(&stream, cuts), limits());
+            prop_assert_eq!(count_ok(&whole.written), requests);
+            prop_assert!(!whole.closed && !split.closed);
+            prop_assert_eq!(normalize(&whole.written), normalize(&split.written));
+            // The cap, plus at most the two responses one step can add.
+            prop_assert!(split.max_unwritten < 1000 + 400, "{}", split.max_unwritten);
+        }
+    }
+
+    /// The same property through the real `serve` loop, `read_more` and
+    /// `write_all` included, over an in-memory connection.
+    fn serve_in_reads(reads: Vec<Vec<u8>>) -> Vec<u8> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let (conn, client) = mock::pair(512);
+            let ctx = ConnContext {
+                peer: PeerAddr::Unix(None),
+                shutdown: CancellationToken::new(),
+                limits: Arc::new(limits()),
+            };
+            let server = tokio::spawn(async move { Hello::default().serve(conn, ctx).await });
+            let (mut rx, mut tx) = tokio::io::split(client);
+            let reader = tokio::spawn(async move {
+                let mut got = Vec::new();
+                rx.read_to_end(&mut got).await.unwrap();
+                got
+            });
+            for read in reads {
+                tx.write_all(&read).await.unwrap();
+                // Let the server take this read on its own before the next.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            tx.shutdown().await.unwrap();
+            drop(tx);
+            let report = server.await.unwrap();
+            assert!(!report.error);
+            reader.await.unwrap()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn serve_answers_any_split_of_a_pipelined_stream_alike(
+            (stream, requests, cuts) in stream_and_cuts()
+        ) {
+            let whole = serve_in_reads(vec![stream.clone()]);
+            let split = serve_in_reads(reads(&stream, cuts).into_iter().map(<[u8]>::to_vec).collect());
+            prop_assert_eq!(count_ok(&whole), requests);
+            prop_assert_eq!(normalize(&whole), normalize(&split));
+        }
+    }
+
+    #[test]
+    fn a_huge_pipelined_read_is_answered_in_bounded_batches() {
+        let stream: Vec<u8> = REQUESTS[0].repeat(5000);
+        let t = Hello::default().exchange(&[&stream], limits());
+        assert_eq!(count_ok(&t.written), 5000);
+        assert!(t.max_unwritten < 1200, "{}", t.max_unwritten);
+        assert!(t.max_buf_capacity <= 16 * 1024, "{}", t.max_buf_capacity);
+    }
 
     /// Every connection's task holds this future for its whole life, idle
     /// or not: it must stay small (nginx needs about 0.5 KiB per idle
@@ -317,7 +562,10 @@ mod tests {
             let hello = Hello::default();
             let fut = hello.serve(a, ctx);
             let size = std::mem::size_of_val(&fut);
-            assert!(size <= 512, "the connection future is {size} bytes");
+            // 472 bytes before the timeouts; they add 72: the `Clock` (16)
+            // and the timer's poll in the read wait. The timer itself (a
+            // 96-byte `Sleep`) is boxed once per connection, at its first wait.
+            assert!(size <= 544, "the connection future is {size} bytes");
         });
     }
 }

@@ -2,6 +2,8 @@
 //! per command, shared helpers in `common`.
 
 mod common;
+mod errors;
+mod hardening;
 mod send;
 mod serve;
 mod transports;

@@ -86,8 +86,27 @@ impl Server {
     /// Starts `sockit ARGS…` (which must print a `Serving` line) and waits
     /// for readiness.
     pub fn start_raw(args: &[&str]) -> Server {
-        let mut child = sockit()
-            .args(args)
+        let mut cmd = sockit();
+        cmd.args(args);
+        Server::start_command(cmd)
+    }
+
+    /// Starts `sockit serve -l 127.0.0.1:0 ARGS…` under `prlimit`, with the
+    /// soft and hard descriptor limits both at `nofile`, and waits for
+    /// readiness.
+    pub fn start_with_nofile(nofile: u64, args: &[&str]) -> Server {
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={nofile}:{nofile}"))
+            .arg(env!("CARGO_BIN_EXE_sockit"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args);
+        Server::start_command(cmd)
+    }
+
+    /// Starts `cmd` (which must run a server printing a `Serving` line) and
+    /// waits for readiness.
+    pub fn start_command(mut cmd: Command) -> Server {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -156,6 +175,138 @@ impl Server {
             .unwrap()
             .count()
     }
+
+    /// Waits up to [`WAIT`] for the descriptor count to come back to
+    /// `expected`, and returns the last count seen.
+    pub fn wait_fd_count(&self, expected: usize) -> usize {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let now = self.fd_count();
+            if now <= expected || Instant::now() >= deadline {
+                return now;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Resident memory of the server process, in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// CPU time the server has used, user plus system
+    /// (`/proc/PID/stat` fields 14 and 15).
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // The command name (field 2) may hold spaces; fields after it do not.
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second() as f64)
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits for the exit after a signal was sent, returning its status,
+    /// how long it took, and stderr.
+    #[track_caller]
+    pub fn wait_exit(mut self) -> (ExitStatus, Duration, String) {
+        let start = Instant::now();
+        let status = wait_timeout(&mut self.child, WAIT).expect("server did not exit");
+        let took = start.elapsed();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        (status, took, self.stderr.text())
+    }
+}
+
+/// `sysconf(_SC_CLK_TCK)`, the unit of CPU times in `/proc/PID/stat`.
+fn clock_ticks_per_second() -> u64 {
+    let out = Command::new("getconf").arg("CLK_TCK").output();
+    out.ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+/// Raises this test process's soft descriptor limit to at least `want`
+/// (up to the hard limit), for tests that open many connections.
+pub fn raise_nofile(want: u64) -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if soft < want {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, want.min(hard), hard);
+    }
+    getrlimit(Resource::RLIMIT_NOFILE).unwrap().0
+}
+
+/// Resets `stream` (SO_LINGER 0, then close): the peer gets RST, not FIN.
+pub fn reset(stream: TcpStream) {
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(stream);
+}
+
+/// The request every load test sends.
+pub const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n";
+
+/// Reads one HTTP response from a buffered reader: `Ok(Some(head+body))`,
+/// `Ok(None)` on a clean end of stream before its first byte, and an error
+/// on anything else (including a response cut short).
+pub fn read_response_buffered(
+    reader: &mut BufReader<TcpStream>,
+) -> std::io::Result<Option<String>> {
+    let mut head = String::new();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line)?;
+        if n == 0 {
+            return if head.is_empty() {
+                Ok(None)
+            } else {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("response cut short after {head:?}"),
+                ))
+            };
+        }
+        if let Some(v) = line.strip_prefix("Content-Length: ") {
+            length = v.trim().parse().unwrap();
+        }
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    Ok(Some(head + &String::from_utf8_lossy(&body)))
+}
+
+/// The `served N connections, M requests, E errors` summary line, parsed.
+#[track_caller]
+pub fn summary(stderr: &str) -> (u64, u64, u64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("served "))
+        .unwrap_or_else(|| panic!("no summary line in:\n{stderr}"));
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (numbers[0], numbers[1], numbers[2])
 }
 
 impl Drop for Server {
