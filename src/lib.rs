@@ -24,6 +24,7 @@
 //! - [`service`]: the services, one per file behind one trait
 //! - [`http`]: HTTP/1.x request framing on top of `httparse`
 //! - [`client`]: `send`, the tutorial's client
+//! - [`bridge`]: standard input and output bridged to a socket (netcat)
 //! - [`escape`]: bytes shown to people
 //! - [`logging`]: plain log lines on stderr through a non-blocking writer
 //! - [`error`]: the error type
@@ -31,6 +32,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
+pub mod bridge;
 pub mod client;
 pub mod conn;
 pub mod endpoint;
