@@ -25,6 +25,7 @@
 //! - [`http`]: HTTP/1.x request framing on top of `httparse`
 //! - [`client`]: `send`, the tutorial's client
 //! - [`bridge`]: standard input and output bridged to a socket (netcat)
+//! - [`ping`]: ICMP echo over datagram or raw sockets, and its packets
 //! - [`escape`]: bytes shown to people
 //! - [`logging`]: plain log lines on stderr through a non-blocking writer
 //! - [`error`]: the error type
@@ -40,6 +41,7 @@ pub mod error;
 pub mod escape;
 pub mod http;
 pub mod logging;
+pub mod ping;
 pub mod server;
 pub mod service;
 pub mod socket;

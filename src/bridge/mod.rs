@@ -251,7 +251,7 @@ async fn run_both(
 /// Flushes standard output and turns a failure into the library's error.
 async fn finish(
     end: std::result::Result<End, Failure>,
-    output: &stdio::Output,
+    output: &mut stdio::Output,
     peer: &str,
 ) -> Result<End> {
     let end = end.map_err(|f| f.into_error(peer))?;

@@ -1,19 +1,22 @@
-//! Standard input and output, each on its own thread, handing buffers to
-//! and from the async side.
+//! Standard input and output for a bridge, read and written so that
+//! neither a slow terminal nor a full pipe stalls the socket.
 //!
-//! Why threads: stdin and stdout may be a terminal, a pipe or a regular
-//! file. Regular files cannot be polled, and making a pipe or terminal
-//! non-blocking (`O_NONBLOCK`) changes it for every process that shares it,
-//! such as the shell. So each gets a thread doing plain blocking
-//! `read(2)`/`write(2)` on a duplicate of the descriptor, and the socket side
-//! stays async.
-//!
-//! Buffers circulate: a filled buffer goes one way through a bounded
-//! channel, and comes back empty through a second channel to be filled
-//! again. In steady state nothing is allocated per chunk; a buffer is only
+//! Pipes and terminals get a thread each: regular files cannot be polled,
+//! and making a pipe or terminal non-blocking (`O_NONBLOCK`) changes it for
+//! every process that shares it, such as the shell. So a thread does plain
+//! blocking `read(2)`/`write(2)` on a duplicate of the descriptor, and the
+//! socket side stays async. Buffers circulate: a filled buffer goes one way
+//! through a bounded channel and comes back empty through a second one, so
+//! in steady state nothing is allocated per chunk; a buffer is only
 //! allocated when every existing one is in flight (at most
 //! [`QUEUE_DEPTH`] + 2 per direction).
+//!
+//! Regular files (`sockit connect … < file`, `sockit listen … > file`) are
+//! read and written inline instead, as netcat does: they never wait for
+//! another process, and handing each chunk to a thread and back would cost
+//! two wake-ups per chunk for nothing.
 
+use std::fs::File;
 use std::io::{self, BufRead, Read, Write};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 
@@ -54,8 +57,7 @@ pub(crate) enum Chunk {
     Err(io::Error),
 }
 
-/// Standard input and output for a bridge: a reader thread, a writer
-/// thread, and the channels between them and the async side.
+/// Standard input and output for a bridge.
 ///
 /// One `Stdio` serves any number of connections one after another (`listen
 /// -k`): input read but not yet sent when a connection ends goes to the
@@ -70,9 +72,11 @@ pub struct Stdio {
 impl Stdio {
     /// Bridges the process's own standard input and output.
     ///
-    /// The threads use duplicates of descriptors 0 and 1 and write with
-    /// plain `write(2)`, bypassing Rust's line-buffered `Stdout`, so binary
-    /// data goes out in big chunks and nothing waits in a buffer at exit.
+    /// Both are used through duplicates of descriptors 0 and 1 with plain
+    /// `read(2)`/`write(2)`, bypassing Rust's line-buffered `Stdout`, so
+    /// binary data goes out in big chunks and nothing waits in a buffer at
+    /// exit. Regular files are used inline, anything else from a thread
+    /// (see the [module docs](self)).
     ///
     /// # Errors
     ///
@@ -80,13 +84,26 @@ impl Stdio {
     /// because it is closed.
     pub fn process(framing: Framing, out_chunk: usize) -> io::Result<Stdio> {
         use std::os::fd::AsFd;
-        let stdin = std::fs::File::from(io::stdin().as_fd().try_clone_to_owned()?);
-        let stdout = std::fs::File::from(io::stdout().as_fd().try_clone_to_owned()?);
-        Ok(Stdio::new(stdin, stdout, framing, out_chunk))
+        let stdin = File::from(io::stdin().as_fd().try_clone_to_owned()?);
+        let stdout = File::from(io::stdout().as_fd().try_clone_to_owned()?);
+        let is_file = |f: &File| f.metadata().is_ok_and(|m| m.file_type().is_file());
+        let input = if is_file(&stdin) {
+            Input::inline(Box::new(stdin), framing)
+        } else {
+            Input::spawn(stdin, framing)
+        };
+        let out_chunk = out_chunk.max(1);
+        let output = if is_file(&stdout) {
+            Output::inline(Box::new(stdout), out_chunk)
+        } else {
+            Output::spawn(stdout, out_chunk)
+        };
+        Ok(Stdio { input, output })
     }
 
-    /// Bridges any reader and writer (tests, embedding): `reader` stands for
-    /// standard input, `writer` for standard output.
+    /// Bridges any reader and writer (tests, embedding), each through its
+    /// own thread: `reader` stands for standard input, `writer` for
+    /// standard output.
     ///
     /// `out_chunk` is the size of each socket read whose bytes go to
     /// `writer`.
@@ -103,34 +120,122 @@ impl Stdio {
     }
 }
 
-/// The async side of the reader thread.
-#[derive(Debug)]
+/// Reads chunks as [`Framing`] says.
+enum Reader {
+    Chunks(Box<dyn Read + Send>, usize),
+    Lines(io::BufReader<Box<dyn Read + Send>>, usize),
+}
+
+impl Reader {
+    fn new(reader: Box<dyn Read + Send>, framing: Framing) -> Reader {
+        let size = framing.size();
+        match framing {
+            Framing::Chunks(_) => Reader::Chunks(reader, size),
+            Framing::Lines(_) => Reader::Lines(
+                io::BufReader::with_capacity(size.max(64 * 1024), reader),
+                size,
+            ),
+        }
+    }
+
+    /// Reads the next chunk into `buf` (reused, grown as needed).
+    fn fill(&mut self, buf: &mut Vec<u8>) -> Chunk {
+        let result = match self {
+            Reader::Chunks(reader, size) => {
+                let size = *size;
+                if buf.len() < size {
+                    buf.resize(size, 0);
+                }
+                loop {
+                    match reader.read(&mut buf[..size]) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        other => break other,
+                    }
+                }
+            }
+            Reader::Lines(reader, size) => {
+                buf.clear();
+                // `read_until` retries EINTR itself; `take` cuts long lines.
+                reader.take(*size as u64).read_until(b'\n', buf)
+            }
+        };
+        match result {
+            Ok(0) => Chunk::Eof,
+            Ok(n) => Chunk::Data(std::mem::take(buf), n),
+            Err(e) => Chunk::Err(e),
+        }
+    }
+}
+
+/// Where input comes from.
+enum Source {
+    /// A reader thread, and the channel back to it for empty buffers.
+    Thread {
+        filled: mpsc::Receiver<Chunk>,
+        free: std_mpsc::Sender<Vec<u8>>,
+    },
+    /// A regular file, read here; `spare` is the buffer to read into next.
+    Inline { reader: Reader, spare: Vec<u8> },
+}
+
+/// The async side of standard input.
 pub(crate) struct Input {
-    filled: mpsc::Receiver<Chunk>,
-    free: std_mpsc::Sender<Vec<u8>>,
+    source: Source,
     /// Sticky: once input has ended, every later call says so.
     ended: bool,
 }
 
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = match self.source {
+            Source::Thread { .. } => "thread",
+            Source::Inline { .. } => "inline",
+        };
+        f.debug_struct("Input")
+            .field("source", &how)
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
 impl Input {
+    fn inline(reader: Box<dyn Read + Send>, framing: Framing) -> Input {
+        Input {
+            source: Source::Inline {
+                reader: Reader::new(reader, framing),
+                spare: Vec::new(),
+            },
+            ended: false,
+        }
+    }
+
     fn spawn(reader: impl Read + Send + 'static, framing: Framing) -> Input {
         let (filled_tx, filled) = mpsc::channel(QUEUE_DEPTH);
         let (free, free_rx) = std_mpsc::channel::<Vec<u8>>();
+        let mut reader = Reader::new(Box::new(reader), framing);
         let spawned = std::thread::Builder::new()
             .name("sockit-stdin".into())
-            .spawn(move || read_loop(reader, framing, &filled_tx, &free_rx));
-        let mut input = Input {
-            filled,
-            free,
-            ended: false,
+            .spawn(move || loop {
+                let mut buf = free_rx.try_recv().unwrap_or_default();
+                let chunk = reader.fill(&mut buf);
+                let last = !matches!(chunk, Chunk::Data(..));
+                if filled_tx.blocking_send(chunk).is_err() || last {
+                    return;
+                }
+            });
+        let filled = match spawned {
+            Ok(_) => filled,
+            Err(err) => {
+                // The async side sees the error as the first chunk.
+                let (tx, rx) = mpsc::channel(1);
+                let _ = tx.try_send(Chunk::Err(err));
+                rx
+            }
         };
-        if let Err(err) = spawned {
-            // The receiver sees the error as the first chunk.
-            let (tx, rx) = mpsc::channel(1);
-            let _ = tx.try_send(Chunk::Err(err));
-            input.filled = rx;
+        Input {
+            source: Source::Thread { filled, free },
+            ended: false,
         }
-        input
     }
 
     /// The next chunk; after [`Chunk::Eof`] or [`Chunk::Err`], `Eof` forever.
@@ -138,69 +243,23 @@ impl Input {
         if self.ended {
             return Chunk::Eof;
         }
-        let chunk = self.filled.recv().await.unwrap_or(Chunk::Eof);
+        let chunk = match &mut self.source {
+            Source::Thread { filled, .. } => filled.recv().await.unwrap_or(Chunk::Eof),
+            Source::Inline { reader, spare } => reader.fill(spare),
+        };
         if !matches!(chunk, Chunk::Data(..)) {
             self.ended = true;
         }
         chunk
     }
 
-    /// Hands a buffer back to the reader thread for refilling.
-    pub(crate) fn recycle(&self, buf: Vec<u8>) {
-        let _ = self.free.send(buf);
-    }
-}
-
-fn read_loop(
-    reader: impl Read,
-    framing: Framing,
-    filled: &mpsc::Sender<Chunk>,
-    free: &std_mpsc::Receiver<Vec<u8>>,
-) {
-    let size = framing.size();
-    match framing {
-        Framing::Chunks(_) => {
-            let mut reader = reader;
-            fill_loop(filled, free, |buf| {
-                if buf.len() < size {
-                    buf.resize(size, 0);
-                }
-                loop {
-                    match reader.read(&mut buf[..size]) {
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        other => return other,
-                    }
-                }
-            });
-        }
-        Framing::Lines(_) => {
-            let mut reader = io::BufReader::with_capacity(size.max(64 * 1024), reader);
-            fill_loop(filled, free, |buf| {
-                buf.clear();
-                // `read_until` retries EINTR itself; `take` cuts long lines.
-                (&mut reader).take(size as u64).read_until(b'\n', buf)
-            });
-        }
-    }
-}
-
-/// Fills buffers with `read` and sends them, until end of input, an error,
-/// or the async side going away.
-fn fill_loop(
-    filled: &mpsc::Sender<Chunk>,
-    free: &std_mpsc::Receiver<Vec<u8>>,
-    mut read: impl FnMut(&mut Vec<u8>) -> io::Result<usize>,
-) {
-    loop {
-        let mut buf = free.try_recv().unwrap_or_default();
-        let chunk = match read(&mut buf) {
-            Ok(0) => Chunk::Eof,
-            Ok(n) => Chunk::Data(buf, n),
-            Err(e) => Chunk::Err(e),
-        };
-        let last = !matches!(chunk, Chunk::Data(..));
-        if filled.blocking_send(chunk).is_err() || last {
-            return;
+    /// Hands a buffer back to be filled again.
+    pub(crate) fn recycle(&mut self, buf: Vec<u8>) {
+        match &mut self.source {
+            Source::Thread { free, .. } => {
+                let _ = free.send(buf);
+            }
+            Source::Inline { spare, .. } => *spare = buf,
         }
     }
 }
@@ -220,26 +279,54 @@ enum OutMsg {
     Flush(oneshot::Sender<()>),
 }
 
-impl std::fmt::Debug for OutMsg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OutMsg::Data(_, len) => write!(f, "Data({len})"),
-            OutMsg::Flush(_) => f.write_str("Flush"),
-        }
-    }
+/// Where output goes.
+enum Sink {
+    /// A writer thread: filled buffers go out, empty ones come back.
+    Thread {
+        filled: mpsc::Sender<OutMsg>,
+        free: std_mpsc::Receiver<Vec<u8>>,
+        /// The thread's error, set before it exits.
+        error: Arc<Mutex<Option<io::Error>>>,
+    },
+    /// A regular file, written here; `spare` is the buffer to read into.
+    Inline {
+        writer: Box<dyn Write + Send>,
+        spare: Vec<u8>,
+        failed: bool,
+    },
 }
 
-/// The async side of the writer thread.
-#[derive(Debug)]
+/// The async side of standard output.
 pub(crate) struct Output {
-    filled: mpsc::Sender<OutMsg>,
-    free: std_mpsc::Receiver<Vec<u8>>,
-    /// The writer thread's error, set before it exits.
-    error: Arc<Mutex<Option<io::Error>>>,
+    sink: Sink,
     chunk: usize,
 }
 
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = match self.sink {
+            Sink::Thread { .. } => "thread",
+            Sink::Inline { .. } => "inline",
+        };
+        f.debug_struct("Output")
+            .field("sink", &how)
+            .field("chunk", &self.chunk)
+            .finish()
+    }
+}
+
 impl Output {
+    fn inline(writer: Box<dyn Write + Send>, chunk: usize) -> Output {
+        Output {
+            sink: Sink::Inline {
+                writer,
+                spare: Vec::new(),
+                failed: false,
+            },
+            chunk,
+        }
+    }
+
     fn spawn(writer: impl Write + Send + 'static, chunk: usize) -> Output {
         let (filled, mut filled_rx) = mpsc::channel::<OutMsg>(QUEUE_DEPTH);
         let (free_tx, free) = std_mpsc::channel();
@@ -276,48 +363,79 @@ impl Output {
             }
         }
         Output {
-            filled,
-            free,
-            error,
+            sink: Sink::Thread {
+                filled,
+                free,
+                error,
+            },
             chunk,
         }
     }
 
     /// A buffer to read the socket into: a returned one, or a new one when
     /// all are in flight.
-    pub(crate) fn buffer(&self) -> Vec<u8> {
-        let mut buf = self.free.try_recv().unwrap_or_default();
+    pub(crate) fn buffer(&mut self) -> Vec<u8> {
+        let mut buf = match &mut self.sink {
+            Sink::Thread { free, .. } => free.try_recv().unwrap_or_default(),
+            Sink::Inline { spare, .. } => std::mem::take(spare),
+        };
         if buf.len() < self.chunk {
             buf.resize(self.chunk, 0);
         }
         buf
     }
 
-    /// Queues `buf[..len]` for writing; waits while the queue is full.
-    pub(crate) async fn write(&self, buf: Vec<u8>, len: usize) -> Result<(), WriteError> {
-        match self.filled.send(OutMsg::Data(buf, len)).await {
-            Ok(()) => Ok(()),
-            Err(_) => Err(self.failure()),
+    /// Writes (or queues) `buf[..len]`; waits while the queue is full.
+    pub(crate) async fn write(&mut self, buf: Vec<u8>, len: usize) -> Result<(), WriteError> {
+        match &mut self.sink {
+            Sink::Thread { filled, error, .. } => match filled.send(OutMsg::Data(buf, len)).await {
+                Ok(()) => Ok(()),
+                Err(_) => Err(thread_failure(error)),
+            },
+            Sink::Inline {
+                writer,
+                spare,
+                failed,
+            } => {
+                if *failed {
+                    return Err(WriteError::Closed);
+                }
+                let result = writer.write_all(&buf[..len]);
+                *spare = buf;
+                result.map_err(|e| {
+                    *failed = true;
+                    match e.kind() {
+                        io::ErrorKind::BrokenPipe => WriteError::Closed,
+                        _ => WriteError::Io(e),
+                    }
+                })
+            }
         }
     }
 
     /// Waits until everything queued has been written.
-    pub(crate) async fn flush(&self) -> Result<(), WriteError> {
-        let (done, wait) = oneshot::channel();
-        if self.filled.send(OutMsg::Flush(done)).await.is_err() || wait.await.is_err() {
-            return Err(self.failure());
+    pub(crate) async fn flush(&mut self) -> Result<(), WriteError> {
+        match &mut self.sink {
+            Sink::Thread { filled, error, .. } => {
+                let (done, wait) = oneshot::channel();
+                if filled.send(OutMsg::Flush(done)).await.is_err() || wait.await.is_err() {
+                    return Err(thread_failure(error));
+                }
+                Ok(())
+            }
+            Sink::Inline { failed: true, .. } => Err(WriteError::Closed),
+            Sink::Inline { .. } => Ok(()),
         }
-        Ok(())
     }
+}
 
-    fn failure(&self) -> WriteError {
-        let err = self.error.lock().ok().and_then(|mut slot| slot.take());
-        match err {
-            Some(err) if err.kind() != io::ErrorKind::BrokenPipe => WriteError::Io(err),
-            // No error recorded means it was taken by an earlier call, which
-            // already reported it: from here on, output is simply closed.
-            _ => WriteError::Closed,
-        }
+fn thread_failure(error: &Mutex<Option<io::Error>>) -> WriteError {
+    let err = error.lock().ok().and_then(|mut slot| slot.take());
+    match err {
+        Some(err) if err.kind() != io::ErrorKind::BrokenPipe => WriteError::Io(err),
+        // No error recorded means it was taken by an earlier call, which
+        // already reported it: from here on, output is simply closed.
+        _ => WriteError::Closed,
     }
 }
 
@@ -393,9 +511,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn regular_files_are_read_and_written_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst) = (dir.path().join("in"), dir.path().join("out"));
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&src, &data).unwrap();
+        let mut input = Input::inline(Box::new(File::open(&src).unwrap()), Framing::Chunks(4096));
+        let mut output = Output::inline(Box::new(File::create(&dst).unwrap()), 4096);
+        loop {
+            match input.next().await {
+                Chunk::Data(buf, len) => {
+                    let mut out = output.buffer();
+                    out[..len].copy_from_slice(&buf[..len]);
+                    input.recycle(buf);
+                    output.write(out, len).await.unwrap();
+                }
+                Chunk::Eof => break,
+                Chunk::Err(e) => panic!("{e}"),
+            }
+        }
+        output.flush().await.unwrap();
+        assert_eq!(std::fs::read(&dst).unwrap(), data);
+        assert!(matches!(input.next().await, Chunk::Eof));
+    }
+
+    #[tokio::test]
     async fn output_writes_in_order_and_flush_waits() {
         let sink = Sink::default();
-        let stdio = Stdio::new(io::empty(), sink.clone(), Framing::Chunks(1), 3);
+        let mut stdio = Stdio::new(io::empty(), sink.clone(), Framing::Chunks(1), 3);
         for part in [b"abc", b"def"] {
             let mut buf = stdio.output.buffer();
             assert_eq!(buf.len(), 3);
@@ -408,7 +551,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_broken_pipe_on_output_is_a_quiet_close() {
-        let stdio = Stdio::new(io::empty(), BrokenPipe, Framing::Chunks(1), 16);
+        let mut stdio = Stdio::new(io::empty(), BrokenPipe, Framing::Chunks(1), 16);
         let buf = stdio.output.buffer();
         // The first write may be queued before the thread fails.
         let first = stdio.output.write(buf, 4).await;

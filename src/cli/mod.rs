@@ -9,6 +9,7 @@ use sockit::logging::Verbosity;
 
 mod connect;
 mod listen;
+mod ping;
 mod send;
 mod serve;
 mod values;
@@ -42,6 +43,8 @@ pub enum Command {
     Listen(listen::ListenArgs),
     /// Connect and bridge stdin/stdout to the peer (netcat).
     Connect(connect::ConnectArgs),
+    /// Send ICMP echo requests and print the replies, as ping(8).
+    Ping(ping::PingArgs),
 }
 
 impl Cli {
@@ -71,6 +74,7 @@ impl Command {
             Command::Send(args) => send::run(args).await,
             Command::Listen(args) => listen::run(args).await,
             Command::Connect(args) => connect::run(args).await,
+            Command::Ping(args) => ping::run(args).await,
         }
     }
 }

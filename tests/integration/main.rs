@@ -2,5 +2,7 @@
 //! per command, shared helpers in `common`.
 
 mod common;
+mod netcat;
+mod ping;
 mod send;
 mod serve;
