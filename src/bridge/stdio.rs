@@ -75,8 +75,9 @@ impl Stdio {
     /// Both are used through duplicates of descriptors 0 and 1 with plain
     /// `read(2)`/`write(2)`, bypassing Rust's line-buffered `Stdout`, so
     /// binary data goes out in big chunks and nothing waits in a buffer at
-    /// exit. Regular files are used inline, anything else from a thread
-    /// (see the [module docs](self)).
+    /// exit. Regular files are read and written inline, as netcat does
+    /// (they never wait for another process); pipes and terminals each get
+    /// a thread, so neither is ever switched to non-blocking mode.
     ///
     /// # Errors
     ///
