@@ -112,7 +112,6 @@ pub async fn run(args: ListenArgs) -> sockit::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::cli::{Cli, Command};
     use clap::Parser;
     use sockit::bridge::DEFAULT_CHUNK;
