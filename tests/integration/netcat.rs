@@ -289,3 +289,24 @@ fn connect_ends_quietly_when_stdout_is_closed() {
         "the server should see the client go"
     );
 }
+
+#[test]
+fn connect_idle_timeout_ends_a_silent_session() {
+    // Accepts (through the backlog) and never says anything.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let started = std::time::Instant::now();
+    // stdin stays open (piped, never written): only the timeout can end it.
+    let mut client = Running::spawn(
+        sockit().args(["-q", "connect", "-w", "0.3", &addr]),
+        Stdio::piped(),
+    );
+    let status = client.wait_with_stdin_open();
+    assert!(status.success(), "{status}");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= std::time::Duration::from_millis(300)
+            && elapsed < std::time::Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+}

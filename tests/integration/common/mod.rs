@@ -461,6 +461,17 @@ impl Running {
         self.child.id()
     }
 
+    /// Waits up to [`WAIT`] for the exit without closing stdin.
+    #[track_caller]
+    pub fn wait_with_stdin_open(&mut self) -> ExitStatus {
+        wait_timeout(&mut self.child, WAIT).unwrap_or_else(|| {
+            panic!(
+                "process did not exit within {WAIT:?}; stderr:\n{}",
+                self.stderr.text()
+            )
+        })
+    }
+
     /// Closes stdin, waits up to [`WAIT`] for the exit, and returns the
     /// status, all of stdout and all of stderr.
     #[track_caller]
