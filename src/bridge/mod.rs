@@ -15,7 +15,11 @@
 //! 2. end of stream from the peer → nothing more is written to standard
 //!    output, and sockit keeps sending standard input;
 //! 3. the bridge ends once both have happened (OpenBSD `nc -N` behaves the
-//!    same way for a listener, and `ncat` when its stdin ends).
+//!    same way for a listener, and `ncat` when its stdin ends);
+//! 4. a send that fails because the peer has closed altogether (`EPIPE`,
+//!    `ECONNRESET`) ends the sending side quietly, as in netcat: input left
+//!    over has no reader. The receiving side still decides how the bridge
+//!    ends: end of stream is a clean close, a reset before it an error.
 //!
 //! Three things end it earlier: [`BridgeOptions::end_on_peer_eof`] (the
 //! CLI sets it when standard input is a terminal, where waiting for the
@@ -114,7 +118,8 @@ impl Failure {
     }
 }
 
-/// Whether a send failed because the peer has closed the connection.
+/// Whether a send failed because the peer has closed the connection
+/// (`EPIPE`, or `ECONNRESET` when its close reset it).
 fn is_peer_gone(err: &io::Error) -> bool {
     matches!(
         err.kind(),
@@ -224,9 +229,12 @@ async fn run_both(
         tokio::select! {
             result = &mut up, if !up_done => match result {
                 Ok(()) => up_done = true,
-                // The peer closed after finishing: what we still had to say
-                // has no reader, which is how netcat ends too.
-                Err(Failure::Send(e)) if down_done && is_peer_gone(&e) => up_done = true,
+                // The peer has closed: what we still had to say has no
+                // reader, which is how netcat ends too. The receiving side
+                // then tells a clean close (end of stream) from a crash
+                // (reset); whichever select polls first, the outcome is
+                // the same.
+                Err(Failure::Send(e)) if is_peer_gone(&e) => up_done = true,
                 Err(failure) => return Err(failure),
             },
             result = &mut down, if !down_done => match result? {
@@ -364,6 +372,26 @@ mod tests {
         assert_eq!(end.unwrap(), End::Closed);
         assert_eq!(got, b"after your eof");
         assert_eq!(&*sink.0.lock().unwrap(), b"bye");
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_closes_early_ends_the_bridge_cleanly() {
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        // Far more input than the peer will read.
+        let mut stdio = Stdio::new(
+            io::Cursor::new(pattern(1 << 20)),
+            Sink::default(),
+            Framing::Chunks(4096),
+            4096,
+        );
+        let peer = async move {
+            let mut first = [0u8; 100];
+            theirs.read_exact(&mut first).await.unwrap();
+            drop(theirs);
+        };
+        let opts = BridgeOptions::default();
+        let (end, ()) = tokio::join!(bridge_stream(ours, &mut stdio, &opts, "peer"), peer);
+        assert_eq!(end.unwrap(), End::Closed);
     }
 
     #[tokio::test(start_paused = true)]
