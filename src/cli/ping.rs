@@ -18,7 +18,7 @@ pub struct PingArgs {
     #[arg(value_name = "HOST")]
     host: String,
 
-    /// Stop after COUNT replies or timeouts [default: until Ctrl-C].
+    /// Send COUNT requests, wait for their replies, and stop [default: until Ctrl-C].
     #[arg(short, long, value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
 
@@ -105,4 +105,29 @@ pub async fn run(args: PingArgs) -> sockit::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+    use sockit::ping::{DEFAULT_INTERVAL, DEFAULT_SIZE, DEFAULT_TIMEOUT};
+
+    #[test]
+    fn the_defaults_are_the_library_defaults() {
+        let cli = Cli::try_parse_from(["sockit", "ping", "::1"]).unwrap();
+        let Command::Ping(args) = cli.command else {
+            panic!("not ping");
+        };
+        assert_eq!(args.interval, DEFAULT_INTERVAL);
+        assert_eq!(args.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(args.size, DEFAULT_SIZE);
+        assert_eq!(args.count, None);
+    }
+
+    #[test]
+    fn a_zero_interval_is_refused() {
+        let err = Cli::try_parse_from(["sockit", "ping", "-i", "0", "::1"]).unwrap_err();
+        assert!(err.to_string().contains("at least 0.001 seconds"), "{err}");
+    }
 }
