@@ -1,11 +1,16 @@
 //! The tutorial's client: connect, send, read the reply, close.
 
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tracing::debug;
 
 use crate::endpoint::{Endpoint, Family};
+use crate::seqpacket::SeqPacketStream;
 use crate::{socket, Error, Result};
 
 /// What `sockit send` sends when given no data, as the tutorial's client.
@@ -13,6 +18,13 @@ pub const DEFAULT_MESSAGE: &str = "Hello, world";
 
 /// How long connecting and each read may take. Default is 10 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long `sockit send` waits for each datagram reply: 2 seconds (a
+/// datagram or its reply may simply be lost, so a retry beats a long wait).
+pub const DEFAULT_DATAGRAM_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The largest datagram reply read whole: 64 KiB, more than any UDP payload.
+pub const MAX_REPLY_DATAGRAM: usize = 64 * 1024;
 
 /// Options for [`send`].
 #[derive(Debug, Clone)]
@@ -25,6 +37,9 @@ pub struct SendOptions {
     pub max_bytes: Option<usize>,
     /// Only connect to addresses of this family (`-4`/`-6`). Default is any.
     pub family: Option<Family>,
+    /// For datagram endpoints: how many more times to send when no reply
+    /// comes within `timeout`. Default is 0.
+    pub retries: u32,
 }
 
 impl Default for SendOptions {
@@ -33,25 +48,39 @@ impl Default for SendOptions {
             timeout: Some(DEFAULT_TIMEOUT),
             max_bytes: None,
             family: None,
+            retries: 0,
         }
     }
 }
 
 /// Sends `data` to `endpoint` and returns the reply.
 ///
-/// For a stream endpoint:
-/// 1. resolve the host and try each address in turn (IPv6 and IPv4, in the
-///    resolver's order) until one connects;
+/// For a stream endpoint (TCP, Unix stream):
+/// 1. connect: for TCP, resolve the host and try each address in turn
+///    (IPv6 and IPv4, in the resolver's order) until one connects;
 /// 2. `sendall` the data, then `shutdown(SHUT_WR)` so the server sees the
 ///    end of the request;
 /// 3. read until the server closes, or `max_bytes` have arrived.
 ///
+/// For seqpacket: connect, send `data` as one message, `shutdown(SHUT_WR)`,
+/// and return the one message that comes back.
+///
+/// For a datagram endpoint (UDP, Unix datagram):
+/// 1. open a socket connected to the server (see
+///    [`socket::udp_connect`], [`socket::unix_datagram_connect`]: a Unix
+///    client binds a temporary address, removed afterwards, so the server
+///    can reply);
+/// 2. send `data` as one datagram and wait up to `opts.timeout` for one
+///    datagram back;
+/// 3. with no reply, send again, up to `opts.retries` more times.
+///
 /// # Errors
 ///
 /// [`Error::Resolve`] when the name does not resolve, [`Error::Connect`]
-/// with the last address's error when none connects, [`Error::Timeout`]
-/// when connecting or a read takes longer than `opts.timeout`, and
-/// [`Error::Io`] when sending or receiving fails.
+/// with the last address's error when none connects (for UDP: when the
+/// server's host answers that the port is closed), [`Error::Timeout`] when
+/// connecting, a read or every datagram attempt takes longer than
+/// `opts.timeout`, and [`Error::Io`] when sending or receiving fails.
 ///
 /// # Examples
 ///
@@ -66,21 +95,75 @@ impl Default for SendOptions {
 /// # Ok(()) }
 /// ```
 pub async fn send(endpoint: &Endpoint, data: &[u8], opts: &SendOptions) -> Result<Vec<u8>> {
-    let hp = match endpoint {
-        Endpoint::Tcp(hp) => hp,
-        other => {
-            return Err(Error::Unsupported(format!(
-                "cannot send to {other}: the {} transport is not supported yet; use a TCP endpoint",
-                other.transport()
-            )))
-        }
+    let name = endpoint.to_string();
+    let connect_err = |source| Error::Connect {
+        addr: name.clone(),
+        source,
     };
-    let addrs = hp.resolve(opts.family).await?;
-    let (mut stream, addr) = connect_first(&addrs, opts.timeout).await?;
-    let peer = addr.to_string();
+    match endpoint {
+        Endpoint::Tcp(hp) => {
+            let addrs = hp.resolve(opts.family).await?;
+            let (stream, addr) = connect_first(&addrs, opts.timeout).await?;
+            exchange(stream, &addr.to_string(), data, opts).await
+        }
+        Endpoint::Unix(addr) => {
+            let stream = within(
+                opts.timeout,
+                "connecting to",
+                &name,
+                socket::unix_connect(addr),
+            )
+            .await?
+            .map_err(connect_err)?;
+            exchange(stream, &name, data, opts).await
+        }
+        Endpoint::SeqPacket(addr) => {
+            let stream = within(
+                opts.timeout,
+                "connecting to",
+                &name,
+                socket::seqpacket_connect(addr),
+            )
+            .await?
+            .map_err(connect_err)?;
+            exchange_message(stream, &name, data, opts).await
+        }
+        Endpoint::Udp(hp) => {
+            let mut last = None;
+            for addr in hp.resolve(opts.family).await? {
+                let peer = addr.to_string();
+                let socket = socket::udp_connect(addr).map_err(|source| Error::Connect {
+                    addr: peer.clone(),
+                    source,
+                })?;
+                match request_reply(&socket, &peer, data, opts).await {
+                    // A closed port on this address: try the next one.
+                    Err(err) if err.is_connection_refused() => last = Some(err),
+                    other => return other,
+                }
+            }
+            Err(last.unwrap_or_else(|| Error::Resolve {
+                host: hp.to_string(),
+                reason: "no addresses".into(),
+            }))
+        }
+        Endpoint::UnixDgram(addr) => {
+            let socket = socket::unix_datagram_connect(addr).map_err(connect_err)?;
+            request_reply(&*socket, &name, data, opts).await
+        }
+    }
+}
+
+/// The stream exchange: `sendall`, half-close, read to the end.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    peer: &str,
+    data: &[u8],
+    opts: &SendOptions,
+) -> Result<Vec<u8>> {
     let io_err = |what, source| Error::Io {
         what,
-        addr: peer.clone(),
+        addr: peer.to_owned(),
         source,
     };
     stream
@@ -100,7 +183,7 @@ pub async fn send(endpoint: &Endpoint, data: &[u8], opts: &SendOptions) -> Resul
         let n = within(
             opts.timeout,
             "reading from",
-            &peer,
+            peer,
             stream.read(&mut chunk[..want]),
         )
         .await?
@@ -111,6 +194,116 @@ pub async fn send(endpoint: &Endpoint, data: &[u8], opts: &SendOptions) -> Resul
         reply.extend_from_slice(&chunk[..n]);
     }
     Ok(reply)
+}
+
+/// The seqpacket exchange: one message out, half-close, one message back.
+async fn exchange_message(
+    mut stream: SeqPacketStream,
+    peer: &str,
+    data: &[u8],
+    opts: &SendOptions,
+) -> Result<Vec<u8>> {
+    let io_err = |what, source| Error::Io {
+        what,
+        addr: peer.to_owned(),
+        source,
+    };
+    stream
+        .send(data)
+        .await
+        .map_err(|e| io_err("sending to", e))?;
+    stream
+        .shutdown()
+        .await
+        .map_err(|e| io_err("sending to", e))?;
+    let mut reply = BytesMut::new();
+    within(
+        opts.timeout,
+        "reading from",
+        peer,
+        stream.recv_message(&mut reply),
+    )
+    .await?
+    .map_err(|e| io_err("receiving from", e))?;
+    reply.truncate(opts.max_bytes.unwrap_or(usize::MAX));
+    Ok(reply.to_vec())
+}
+
+/// A connected datagram socket: UDP or Unix.
+trait Datagrams {
+    fn send<'a>(&'a self, buf: &'a [u8]) -> impl Future<Output = io::Result<usize>> + 'a;
+    fn recv<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a;
+}
+
+impl Datagrams for tokio::net::UdpSocket {
+    fn send<'a>(&'a self, buf: &'a [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+        tokio::net::UdpSocket::send(self, buf)
+    }
+    fn recv<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+        tokio::net::UdpSocket::recv(self, buf)
+    }
+}
+
+impl Datagrams for tokio::net::UnixDatagram {
+    fn send<'a>(&'a self, buf: &'a [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+        tokio::net::UnixDatagram::send(self, buf)
+    }
+    fn recv<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a {
+        tokio::net::UnixDatagram::recv(self, buf)
+    }
+}
+
+/// The datagram exchange: one datagram out, one back, with retries.
+async fn request_reply<D: Datagrams>(
+    socket: &D,
+    peer: &str,
+    data: &[u8],
+    opts: &SendOptions,
+) -> Result<Vec<u8>> {
+    let refused_or = |what, source: io::Error| {
+        if matches!(
+            source.kind(),
+            io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound
+        ) {
+            Error::Connect {
+                addr: peer.to_owned(),
+                source,
+            }
+        } else {
+            Error::Io {
+                what,
+                addr: peer.to_owned(),
+                source,
+            }
+        }
+    };
+    let mut reply = vec![0u8; MAX_REPLY_DATAGRAM];
+    for attempt in 0..=opts.retries {
+        if attempt > 0 {
+            debug!(attempt, "no reply from {peer}; sending again");
+        }
+        socket
+            .send(data)
+            .await
+            .map_err(|e| refused_or("sending to", e))?;
+        let received = match opts.timeout {
+            None => Ok(socket.recv(&mut reply).await),
+            Some(limit) => tokio::time::timeout(limit, socket.recv(&mut reply)).await,
+        };
+        match received {
+            Ok(Ok(n)) => {
+                reply.truncate(n.min(opts.max_bytes.unwrap_or(usize::MAX)));
+                return Ok(reply);
+            }
+            Ok(Err(e)) => return Err(refused_or("receiving from", e)),
+            Err(_elapsed) => continue,
+        }
+    }
+    Err(Error::Timeout {
+        what: "waiting for a reply datagram from",
+        addr: peer.to_owned(),
+        secs: opts.timeout.map_or(0.0, |t| t.as_secs_f64()),
+    })
 }
 
 /// Connects to the first of `addrs` that accepts, each within `timeout`.

@@ -12,6 +12,7 @@
 //! | `unix:/path`, `unix:@name` | a Unix stream socket: a file, or a Linux abstract name |
 //! | `unix-dgram:/path`, `unix-dgram:@name` | a Unix datagram socket |
 //! | `seqpacket:/path`, `seqpacket:@name` | a Unix `SOCK_SEQPACKET` socket |
+//! | `tipc:…` | recognised only to say why it cannot work: Linux has `SOCK_RDM` only over TIPC, which sockit does not speak (and most kernels do not load) |
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -123,6 +124,9 @@ impl FromStr for Endpoint {
         if let Some(rest) = input.strip_prefix("udp://") {
             return parse_host_port(input, rest).map(Endpoint::Udp);
         }
+        if input.starts_with("tipc:") {
+            return Err(err(&tipc_unavailable()));
+        }
         for (scheme, make) in UNIX_SCHEMES {
             if let Some(rest) = input.strip_prefix(scheme) {
                 return parse_unix(input, scheme, rest).map(make);
@@ -134,6 +138,26 @@ impl FromStr for Endpoint {
             )));
         }
         parse_host_port(input, input).map(Endpoint::Tcp)
+    }
+}
+
+/// Why a `tipc:` endpoint cannot be used. `SOCK_RDM` (reliable datagrams)
+/// exists on Linux only over TIPC; sockit has no TIPC transport, and most
+/// kernels do not load TIPC, so the message says which of the two stops it.
+fn tipc_unavailable() -> String {
+    match crate::socket::tipc_rdm_socket() {
+        Err(e) if e.raw_os_error() == Some(nix::errno::Errno::EAFNOSUPPORT as i32) => {
+            "this kernel lacks TIPC, the only transport Linux offers SOCK_RDM on \
+             (socket(AF_TIPC, SOCK_RDM) failed: address family not supported); \
+             where the tipc module exists, 'modprobe tipc' loads it"
+                .to_owned()
+        }
+        Err(e) => {
+            format!("SOCK_RDM over TIPC is unavailable: socket(AF_TIPC, SOCK_RDM) failed: {e}")
+        }
+        Ok(_) => "this kernel has TIPC, but sockit has no tipc: transport yet; \
+                  use seqpacket:/path for reliable, ordered messages"
+            .to_owned(),
     }
 }
 
@@ -530,6 +554,16 @@ mod tests {
         ] {
             let parsed = ep(input);
             assert_eq!(ep(&parsed.to_string()), parsed, "{input}");
+        }
+    }
+
+    #[test]
+    fn tipc_endpoints_say_what_the_kernel_lacks() {
+        let err = "tipc:1000:1".parse::<Endpoint>().unwrap_err().to_string();
+        assert!(err.starts_with("invalid endpoint 'tipc:1000:1': "), "{err}");
+        assert!(err.contains("TIPC") && err.contains("SOCK_RDM"), "{err}");
+        if crate::socket::tipc_rdm_socket().is_err() {
+            assert!(err.contains("this kernel lacks TIPC"), "{err}");
         }
     }
 

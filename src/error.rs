@@ -27,7 +27,7 @@ pub enum Error {
     },
 
     /// Opening, binding or listening on a socket failed.
-    #[error("cannot listen on {addr}: {}{}", describe(.source), bind_hint(.source))]
+    #[error("cannot listen on {addr}: {}{}", describe(.source), bind_hint(.addr, .source))]
     Bind {
         /// The address we tried.
         addr: String,
@@ -115,7 +115,20 @@ fn describe(err: &io::Error) -> String {
     }
 }
 
-fn bind_hint(err: &io::Error) -> &'static str {
+fn bind_hint(addr: &str, err: &io::Error) -> &'static str {
+    let unix = ["unix:", "unix-dgram:", "seqpacket:"]
+        .iter()
+        .any(|scheme| addr.starts_with(scheme));
+    if unix {
+        return match err.kind() {
+            io::ErrorKind::AddrInUse => {
+                ": a server is running there; stop it or choose another path or @name"
+            }
+            io::ErrorKind::PermissionDenied => ": no write permission on the directory",
+            io::ErrorKind::NotFound => ": the directory does not exist",
+            _ => "",
+        };
+    }
     match err.kind() {
         io::ErrorKind::AddrInUse => ": stop the other server or pass --listen :0 for a free port",
         io::ErrorKind::PermissionDenied => {

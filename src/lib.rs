@@ -19,7 +19,8 @@
 //!
 //! - [`endpoint`]: the one endpoint parser (`8888`, `[::1]:8888`, `unix:@name`, …)
 //! - [`socket`]: the one place a socket is opened (socket2 options, then tokio)
-//! - [`server`]: the server builder, the one accept loop, limits, shutdown
+//! - [`seqpacket`]: Unix `SOCK_SEQPACKET` sockets driven by tokio, keeping message boundaries
+//! - [`server`]: the server builder, the one accept loop, the one datagram loop, socket files, limits, shutdown
 //! - [`conn`]: what a service is handed per connection
 //! - [`service`]: the services, one per file behind one trait
 //! - [`http`]: HTTP/1.x request framing on top of `httparse`
@@ -42,6 +43,7 @@ pub mod escape;
 pub mod http;
 pub mod logging;
 pub mod ping;
+pub mod seqpacket;
 pub mod server;
 pub mod service;
 pub mod socket;

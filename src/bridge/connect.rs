@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use tracing::info;
 
-use super::{bridge_stream, BridgeOptions, End, Stdio};
-use crate::client::{connect_first, DEFAULT_TIMEOUT};
+use super::{bridge_datagram, bridge_stream, BridgeOptions, End, Stdio};
+use crate::client::{connect_first, within, DEFAULT_TIMEOUT};
 use crate::endpoint::{Endpoint, Family};
+use crate::socket;
 use crate::{Error, Result};
 
 /// Options for [`connect`].
@@ -36,7 +37,10 @@ impl Default for ConnectOptions {
 ///
 /// For TCP: resolve the host, try each address in the resolver's order
 /// until one connects (each within `opts.timeout`), then run
-/// [`bridge_stream`].
+/// [`bridge_stream`]. Unix stream and seqpacket endpoints connect and run
+/// [`bridge_stream`] too; UDP and Unix datagram endpoints get a connected
+/// socket (a Unix datagram one bound to a temporary address so the peer
+/// can answer) and run [`bridge_datagram`](super::bridge_datagram).
 ///
 /// # Errors
 ///
@@ -44,6 +48,11 @@ impl Default for ConnectOptions {
 /// [`Error::Timeout`] when no address connects; the bridge's errors after;
 /// [`Error::Unsupported`] for a transport not wired up yet.
 pub async fn connect(endpoint: &Endpoint, stdio: &mut Stdio, opts: &ConnectOptions) -> Result<End> {
+    let name = endpoint.to_string();
+    let failed = |source| Error::Connect {
+        addr: name.clone(),
+        source,
+    };
     match endpoint {
         Endpoint::Tcp(hp) => {
             let addrs = hp.resolve(opts.family).await?;
@@ -51,8 +60,50 @@ pub async fn connect(endpoint: &Endpoint, stdio: &mut Stdio, opts: &ConnectOptio
             info!(target: "sockit::conn", "Connected to {addr}");
             bridge_stream(stream, stdio, &opts.bridge, &addr.to_string()).await
         }
+        Endpoint::Udp(hp) => {
+            // connect(2) on UDP sends nothing: the first address is the peer.
+            let addr = hp.resolve(opts.family).await?[0];
+            let socket = socket::udp_connect(addr).map_err(|source| Error::Connect {
+                addr: addr.to_string(),
+                source,
+            })?;
+            info!(target: "sockit::conn", "Sending to udp://{addr}");
+            bridge_datagram(&socket, stdio, &opts.bridge, &addr.to_string()).await
+        }
+        Endpoint::Unix(addr) => {
+            let stream = within(
+                opts.timeout,
+                "connecting to",
+                &name,
+                socket::unix_connect(addr),
+            )
+            .await?
+            .map_err(failed)?;
+            info!(target: "sockit::conn", "Connected to {endpoint}");
+            bridge_stream(stream, stdio, &opts.bridge, &name).await
+        }
+        Endpoint::SeqPacket(addr) => {
+            let stream = within(
+                opts.timeout,
+                "connecting to",
+                &name,
+                socket::seqpacket_connect(addr),
+            )
+            .await?
+            .map_err(failed)?;
+            info!(target: "sockit::conn", "Connected to {endpoint}");
+            bridge_stream(stream, stdio, &opts.bridge, &name).await
+        }
+        Endpoint::UnixDgram(addr) => {
+            // Bound to a temporary address (removed on drop), so the peer
+            // can answer.
+            let socket = socket::unix_datagram_connect(addr).map_err(failed)?;
+            info!(target: "sockit::conn", "Sending to {endpoint}");
+            bridge_datagram(&*socket, stdio, &opts.bridge, &name).await
+        }
+        #[allow(unreachable_patterns)]
         other => Err(Error::Unsupported(format!(
-            "cannot connect to {other}: the {} transport is not supported by connect yet; use a TCP endpoint",
+            "cannot connect to {other}: the {} transport has no stream or datagram bridge",
             other.transport()
         ))),
     }

@@ -62,18 +62,23 @@ impl Datagram for tokio::net::UnixDatagram {
 
     async fn accept_first(&self, buf: &mut [u8]) -> io::Result<(usize, PeerAddr)> {
         let (n, from) = self.recv_from(buf).await?;
-        match from.as_pathname() {
-            Some(path) => {
-                self.connect(path)?;
-                Ok((n, PeerAddr::Unix(Some(path.display().to_string()))))
-            }
-            // An abstract or unbound sender: tokio's `connect` takes a path
-            // only, and an unbound sender has no address to answer.
-            None => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "the first datagram came from a socket without a path, which cannot be answered",
-            )),
+        if let Some(path) = from.as_pathname() {
+            self.connect(path)?;
+            return Ok((n, PeerAddr::Unix(Some(path.display().to_string()))));
         }
+        // tokio's `connect` takes a path only: an abstract name (a Linux
+        // autobind name included) goes through socket2.
+        let Some(name) = from.as_abstract_name() else {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                "the first datagram came from an unnamed socket (one that never bound an address), which cannot be answered",
+            ));
+        };
+        socket2::SockRef::from(self).connect(&crate::socket::unix_abstract_sockaddr(name)?)?;
+        Ok((
+            n,
+            PeerAddr::Unix(Some(format!("@{}", String::from_utf8_lossy(name)))),
+        ))
     }
 }
 

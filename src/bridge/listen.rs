@@ -5,11 +5,14 @@ use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
-use super::{bridge_stream, BridgeOptions, End, Stdio};
+use super::{
+    accept_first_datagram, bridge_datagram, bridge_stream, BridgeOptions, Datagram, End, Stdio,
+};
 use crate::conn::Connection;
 use crate::endpoint::Endpoint;
 use crate::server::accept::{classify, AcceptError};
 use crate::server::listener::{Listener, LocalAddr};
+use crate::server::socket_file::SocketFile;
 use crate::server::{BoundListener, Server};
 use crate::{Error, Result};
 
@@ -24,47 +27,31 @@ const RESOURCE_PAUSE: Duration = Duration::from_millis(100);
 /// the bound address (the readiness signal) in between.
 #[derive(Debug)]
 pub struct Listening {
-    socket: Bound,
+    socket: BoundListener,
     local: LocalAddr,
-}
-
-#[derive(Debug)]
-enum Bound {
-    Stream(BoundListener),
 }
 
 impl Listening {
     /// Binds `endpoint` with the same opener as `sockit serve`: a port-only
-    /// endpoint is dual-stack `[::]` (or `0.0.0.0`), with `SO_REUSEADDR`.
+    /// endpoint is dual-stack `[::]` (or `0.0.0.0`), TCP gets
+    /// `SO_REUSEADDR`, and a Unix socket file is checked for staleness
+    /// before reuse and removed when the listener goes.
     ///
     /// # Errors
     ///
     /// [`Error::Bind`] naming the address, [`Error::Resolve`] for a name that
-    /// does not resolve, [`Error::Unsupported`] for a transport not wired up
-    /// yet.
+    /// does not resolve.
     pub async fn bind(endpoint: &Endpoint, backlog: u32) -> Result<Listening> {
-        match endpoint {
-            Endpoint::Tcp(_) => {}
-            other => {
-                return Err(Error::Unsupported(format!(
-                    "cannot listen on {other}: the {} transport is not supported by listen yet; use a TCP endpoint",
-                    other.transport()
-                )))
-            }
-        }
         let builder = Server::builder().backlog(backlog).listen(endpoint.clone());
-        let listener =
+        let socket =
             builder.bind_listeners().await?.pop().ok_or_else(|| {
                 Error::Unsupported(format!("nothing to listen on for {endpoint}"))
             })?;
-        let local = listener.local_addr().map_err(|source| Error::Bind {
+        let local = socket.local_addr().map_err(|source| Error::Bind {
             addr: endpoint.to_string(),
             source,
         })?;
-        Ok(Listening {
-            socket: Bound::Stream(listener),
-            local,
-        })
+        Ok(Listening { socket, local })
     }
 
     /// The bound address, with the real port.
@@ -87,28 +74,58 @@ impl Listening {
     pub async fn run(self, stdio: &mut Stdio, opts: &BridgeOptions, keep: bool) -> Result<End> {
         let local = self.local.to_string();
         match self.socket {
-            Bound::Stream(BoundListener::Tcp(listener)) => {
-                serve_streams(listener, &local, stdio, opts, keep).await
+            BoundListener::Tcp(l) => serve_streams((l, None), &local, stdio, opts, keep).await,
+            BoundListener::Unix(l, file) => {
+                serve_streams((l, file), &local, stdio, opts, keep).await
+            }
+            BoundListener::SeqPacket(l, file) => {
+                serve_streams((l, file), &local, stdio, opts, keep).await
+            }
+            BoundListener::Udp(s) => serve_datagrams(&s, &local, stdio, opts, keep).await,
+            BoundListener::UnixDgram(s, _file) => {
+                serve_datagrams(&s, &local, stdio, opts, keep).await
             }
         }
     }
 }
 
-async fn serve_streams<L: Listener>(
-    listener: L,
+/// The first sender becomes the peer; datagrams have no end, so there is
+/// no "next peer" for `-k`.
+async fn serve_datagrams<D: Datagram>(
+    socket: &D,
     local: &str,
     stdio: &mut Stdio,
     opts: &BridgeOptions,
     keep: bool,
 ) -> Result<End> {
-    let mut listener = Some(listener);
+    if keep {
+        return Err(Error::Unsupported(format!(
+            "-k needs a stream transport: a datagram peer on {local} never ends, so there is no next one"
+        )));
+    }
+    let peer = accept_first_datagram(socket, stdio, local).await?;
+    info!(target: "sockit::conn", "Connection from {peer}");
+    bridge_datagram(socket, stdio, opts, &peer.to_string()).await
+}
+
+/// Accepts peers one at a time. `listening` is the listener and the guard
+/// of its socket file (if any), dropped together: without `keep`, as soon
+/// as the peer is accepted.
+async fn serve_streams<L: Listener>(
+    listening: (L, Option<SocketFile>),
+    local: &str,
+    stdio: &mut Stdio,
+    opts: &BridgeOptions,
+    keep: bool,
+) -> Result<End> {
+    let mut listening = Some(listening);
     loop {
-        let Some(current) = listener.as_mut() else {
+        let Some((current, _)) = listening.as_mut() else {
             return Ok(End::Closed);
         };
         let (stream, peer) = accept_one(current, local).await?;
         if !keep {
-            listener = None;
+            listening = None;
         }
         info!(target: "sockit::conn", "Connection from {peer}");
         let peer = peer.to_string();

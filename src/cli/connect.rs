@@ -15,7 +15,10 @@ use super::values;
 /// Arguments of `sockit connect`.
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
-    /// Where to connect: PORT, HOST:PORT, [IPV6]:PORT (a bare PORT means localhost).
+    /// Where to connect: PORT, HOST:PORT, [IPV6]:PORT, udp://…, unix:/path, unix-dgram:/path, seqpacket:/path.
+    ///
+    /// A bare PORT means localhost. On datagram transports each read of
+    /// stdin (each line with --lines) is one datagram.
     #[arg(value_name = "ADDR", value_parser = values::endpoint)]
     addr: Endpoint,
 

@@ -17,9 +17,9 @@ use super::values;
 /// Arguments of `sockit listen`.
 #[derive(Debug, Args)]
 pub struct ListenArgs {
-    /// Where to listen: PORT, :PORT, HOST:PORT or [IPV6]:PORT.
+    /// Where to listen: PORT, HOST:PORT, [IPV6]:PORT, udp://…, unix:/path, unix-dgram:/path, seqpacket:/path.
     ///
-    /// A bare PORT is all interfaces (dual-stack [::], or 0.0.0.0 where IPv6
+    /// On datagram transports the first sender becomes the peer. A bare PORT is all interfaces (dual-stack [::], or 0.0.0.0 where IPv6
     /// is unavailable). Port 0 picks a free port; the "Listening on ..."
     /// line on stderr shows which.
     #[arg(value_name = "ADDR", value_parser = values::endpoint)]

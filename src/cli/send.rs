@@ -16,7 +16,12 @@ use super::values;
 /// Arguments of `sockit send`.
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// Where to connect: PORT, HOST:PORT, [IPV6]:PORT (a bare PORT means localhost).
+    /// Where to send: PORT, HOST:PORT, [IPV6]:PORT, udp://HOST:PORT, unix:/path,
+    /// unix:@name, unix-dgram:/path or seqpacket:/path (a bare PORT means localhost).
+    ///
+    /// Streams: the data is sent, the write side shut, and the reply read
+    /// until the server closes. Datagrams: the data goes as one datagram and
+    /// one datagram is read back. Seqpacket: one message out, one back.
     #[arg(value_name = "ADDR", default_value = "localhost:8888", value_parser = parse_endpoint)]
     addr: Endpoint,
 
@@ -28,12 +33,19 @@ pub struct SendArgs {
     #[arg(long)]
     raw: bool,
 
-    /// Seconds that connecting and each read may take; 0 waits forever.
+    /// Seconds that connecting and each read may take; 0 waits forever
+    /// [default: 10, or 2 per attempt for datagrams].
     ///
     /// Like the tutorial's settimeout: a server that never answers gives an
-    /// error instead of a hang.
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = values::duration)]
-    timeout: Duration,
+    /// error instead of a hang. Datagrams can be lost, so they get a shorter
+    /// wait, and --retries.
+    #[arg(long, value_name = "SECS", value_parser = values::duration)]
+    timeout: Option<Duration>,
+
+    /// Datagrams only: send again this many times when no reply comes
+    /// within --timeout.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    retries: u32,
 
     /// Stop reading after this many bytes of reply.
     #[arg(long, value_name = "BYTES", value_parser = values::size)]
@@ -65,7 +77,16 @@ pub async fn run(args: SendArgs) -> sockit::Result<ExitCode> {
         args.data.into_bytes()
     };
     let opts = SendOptions {
-        timeout: (!args.timeout.is_zero()).then_some(args.timeout),
+        timeout: {
+            let datagram = matches!(args.addr, Endpoint::Udp(_) | Endpoint::UnixDgram(_));
+            let timeout = args.timeout.unwrap_or(if datagram {
+                client::DEFAULT_DATAGRAM_TIMEOUT
+            } else {
+                client::DEFAULT_TIMEOUT
+            });
+            (!timeout.is_zero()).then_some(timeout)
+        },
+        retries: args.retries,
         max_bytes: args.max_bytes,
         family: match (args.ipv4, args.ipv6) {
             (true, _) => Some(Family::V4),

@@ -6,10 +6,11 @@ use std::time::Duration;
 use clap::Args;
 use tracing::{debug, info};
 
-use sockit::endpoint::Endpoint;
+use sockit::endpoint::{Endpoint, Family};
 use sockit::server::limits::{self, DEFAULT_MAX_HEADER_BYTES};
-use sockit::server::{Limits, Server, Signals, DEFAULT_GRACE};
+use sockit::server::{Builder, Limits, Server, Signals, DEFAULT_GRACE};
 use sockit::service::hello::{Hello, DEFAULT_REPLY};
+use sockit::service::{Chargen, Daytime, Discard, Echo, Service};
 use sockit::socket::DEFAULT_BACKLOG;
 use sockit::Error;
 
@@ -18,13 +19,42 @@ use super::values;
 /// Arguments of `sockit serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Where to listen: PORT, :PORT, HOST:PORT or [IPV6]:PORT (repeatable).
+    /// Where to listen: PORT, HOST:PORT, [IPV6]:PORT, udp://HOST:PORT, unix:/path,
+    /// unix:@name, unix-dgram:/path or seqpacket:/path (repeatable).
     ///
-    /// The default, 8888, is all interfaces: dual-stack [::]:8888, or
+    /// The default, 8888, is TCP on all interfaces: dual-stack [::]:8888, or
     /// 0.0.0.0:8888 where IPv6 is unavailable. Port 0 picks a free port; the
-    /// "Serving HTTP on ..." line shows which.
+    /// "Serving HTTP on ..." line shows which. A Unix socket file left by a
+    /// server that is gone is replaced; a live one, or a file that is not a
+    /// socket, is an error. The file is removed when the server stops;
+    /// @names (Linux abstract sockets) leave no file.
     #[arg(short, long = "listen", value_name = "ADDR", value_parser = parse_endpoint)]
     listen: Vec<Endpoint>,
+
+    /// The service to run on every endpoint.
+    ///
+    /// hello answers "Hello, world!" (HTTP for HTTP clients, the raw bytes
+    /// otherwise); echo (RFC 862) returns what it gets; discard (RFC 863)
+    /// swallows it; daytime (RFC 867) sends the date and closes; chargen
+    /// (RFC 864) streams characters until the client closes, or answers a
+    /// datagram with 0-512 of them.
+    #[arg(long, value_enum, value_name = "NAME", default_value = "hello")]
+    service: ServiceName,
+
+    /// Permissions of Unix socket files, in octal (0660: owner and group).
+    ///
+    /// Connecting to a Unix socket needs write permission on its file; the
+    /// mode is applied before the socket accepts anyone.
+    #[arg(long, value_name = "OCTAL", value_parser = values::mode)]
+    mode: Option<u32>,
+
+    /// Listen on IPv4 only: a bare port binds 0.0.0.0, names resolve to IPv4.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    ipv4: bool,
+
+    /// Listen on IPv6 only: a bare port binds [::] with IPV6_V6ONLY.
+    #[arg(short = '6')]
+    ipv6: bool,
 
     /// The listen(2) backlog: finished handshakes the kernel queues.
     ///
@@ -33,9 +63,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_BACKLOG)]
     backlog: u32,
 
-    /// The reply body, for HTTP and raw clients alike.
-    #[arg(long, value_name = "TEXT", default_value = DEFAULT_REPLY)]
-    reply: String,
+    /// The hello service's reply body, for HTTP and raw clients alike
+    /// [default: Hello, world!].
+    #[arg(long, value_name = "TEXT")]
+    reply: Option<String>,
 
     /// The largest request head (request line and headers) before 431.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES, value_parser = values::size)]
@@ -82,13 +113,54 @@ pub async fn run(args: ServeArgs) -> sockit::Result<ExitCode> {
     let mut builder = Server::builder()
         .backlog(args.backlog)
         .limits(limits)
-        .grace(args.grace);
+        .grace(args.grace)
+        .mode(args.mode)
+        .family(match (args.ipv4, args.ipv6) {
+            (true, _) => Some(Family::V4),
+            (_, true) => Some(Family::V6),
+            _ => None,
+        });
     for endpoint in args.listen {
         builder = builder.listen(endpoint);
     }
-    let server = builder.bind(Hello::new(args.reply)).await?;
+    if args.reply.is_some() && args.service != ServiceName::Hello {
+        return Err(Error::Unsupported(
+            "--reply only applies to --service hello".into(),
+        ));
+    }
+    match args.service {
+        ServiceName::Hello => {
+            let reply = args.reply.unwrap_or_else(|| DEFAULT_REPLY.to_owned());
+            serve(builder, Hello::new(reply), "HTTP", &signals).await
+        }
+        ServiceName::Echo => serve(builder, Echo, "echo", &signals).await,
+        ServiceName::Discard => serve(builder, Discard, "discard", &signals).await,
+        ServiceName::Daytime => serve(builder, Daytime, "daytime", &signals).await,
+        ServiceName::Chargen => serve(builder, Chargen::default(), "chargen", &signals).await,
+    }
+}
+
+/// The services `--service` offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ServiceName {
+    Hello,
+    Echo,
+    Discard,
+    Daytime,
+    Chargen,
+}
+
+/// Binds, prints the readiness lines (`Serving LABEL on ADDR ...`), serves
+/// until a signal, then prints the summary.
+async fn serve<S: Service>(
+    builder: Builder,
+    service: S,
+    label: &str,
+    signals: &Signals,
+) -> sockit::Result<ExitCode> {
+    let server = builder.bind(service).await?;
     for addr in server.local_addrs() {
-        info!("Serving HTTP on {addr} ...");
+        info!("Serving {label} on {addr} ...");
     }
     let summary = server.run_with(signals.nth(1), signals.nth(2)).await;
     info!("{summary}");

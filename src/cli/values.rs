@@ -38,9 +38,32 @@ pub fn size(text: &str) -> Result<usize, String> {
     number.checked_mul(1 << shift).ok_or_else(err)
 }
 
+/// File permissions in octal: `660`, `0660`, `0o660` (at most `7777`).
+pub fn mode(text: &str) -> Result<u32, String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if !digits.is_empty() && mode <= 0o7777 => Ok(mode),
+        _ => Err(format!(
+            "'{text}' is not a file mode: expected octal digits, such as 0660 or 600"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modes() {
+        assert_eq!(mode("0660"), Ok(0o660));
+        assert_eq!(mode("600"), Ok(0o600));
+        assert_eq!(mode("0o755"), Ok(0o755));
+        assert!(mode("0880").unwrap_err().contains("octal"));
+        assert!(mode("").is_err());
+        assert!(mode("-1").is_err());
+        assert!(mode("17777").is_err());
+        assert!(mode("rw-").is_err());
+    }
 
     #[test]
     fn durations() {

@@ -26,19 +26,23 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::conn::ConnReport;
-use crate::endpoint::{Endpoint, Host, HostPort};
+use crate::endpoint::{Endpoint, Family, Host, HostPort};
+use crate::seqpacket::SeqPacketListener;
 use crate::service::Service;
-use crate::socket::{self, ListenOptions};
+use crate::socket::{self, ListenOptions, UnixType};
 use crate::{Error, Result};
 
 pub(crate) mod accept;
+pub mod datagram;
 pub mod limits;
 pub mod listener;
 pub mod shutdown;
+pub mod socket_file;
 
 pub use limits::Limits;
 pub use listener::{Listener, LocalAddr};
 pub use shutdown::Signals;
+pub use socket_file::SocketFile;
 
 /// How long in-flight requests may take to finish once shutdown starts.
 /// Default is 5 seconds.
@@ -51,6 +55,7 @@ pub struct Builder {
     listen: ListenOptions,
     limits: Limits,
     grace: Duration,
+    family: Option<Family>,
 }
 
 /// A bound server, ready to [`run`](Server::run).
@@ -60,7 +65,8 @@ pub struct Builder {
 /// the readiness signal.
 #[derive(Debug)]
 pub struct Server<S> {
-    /// Bound, listening sockets, one accept loop each.
+    /// Bound sockets: one accept loop per stream listener, one datagram
+    /// loop per datagram socket.
     listeners: Vec<BoundListener>,
     /// The handler every connection is given to.
     service: Arc<S>,
@@ -87,12 +93,25 @@ pub(crate) struct Shared {
     pub(crate) stats: Arc<Stats>,
 }
 
-/// A listening socket of any stream transport.
+/// A bound server socket of any transport: a listener for the stream
+/// transports (run by the one accept loop), a bound socket for the datagram
+/// ones (run by the one datagram loop).
+///
+/// A Unix socket bound to a path carries the guard that removes its file
+/// when the server stops (`None` for an abstract name).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum BoundListener {
     /// A TCP listener.
     Tcp(tokio::net::TcpListener),
+    /// A Unix stream listener.
+    Unix(tokio::net::UnixListener, Option<SocketFile>),
+    /// A Unix seqpacket listener.
+    SeqPacket(SeqPacketListener, Option<SocketFile>),
+    /// A bound UDP socket.
+    Udp(tokio::net::UdpSocket),
+    /// A bound Unix datagram socket.
+    UnixDgram(tokio::net::UnixDatagram, Option<SocketFile>),
 }
 
 impl BoundListener {
@@ -102,8 +121,13 @@ impl BoundListener {
     ///
     /// The `getsockname(2)` error.
     pub fn local_addr(&self) -> std::io::Result<LocalAddr> {
+        use datagram::DatagramSocket;
         match self {
             BoundListener::Tcp(l) => Listener::local_addr(l),
+            BoundListener::Unix(l, _) => Listener::local_addr(l),
+            BoundListener::SeqPacket(l, _) => Listener::local_addr(l),
+            BoundListener::Udp(s) => DatagramSocket::local_addr(s),
+            BoundListener::UnixDgram(s, _) => DatagramSocket::local_addr(s),
         }
     }
 }
@@ -115,11 +139,20 @@ pub(crate) struct Stats {
     connections: AtomicU64,
     requests: AtomicU64,
     errors: AtomicU64,
+    dropped_replies: AtomicU64,
 }
 
 impl Stats {
     pub(crate) fn connection_opened(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds what a datagram loop did: each datagram is a request.
+    pub(crate) fn datagrams_done(&self, counts: datagram::DatagramCounts) {
+        self.requests.fetch_add(counts.handled, Ordering::Relaxed);
+        self.errors.fetch_add(counts.errors, Ordering::Relaxed);
+        self.dropped_replies
+            .fetch_add(counts.dropped, Ordering::Relaxed);
     }
 
     pub(crate) fn connection_closed(&self, report: ConnReport) {
@@ -135,10 +168,14 @@ impl Stats {
 pub struct Summary {
     /// Connections accepted.
     pub connections: u64,
-    /// Requests answered on connections that have ended.
+    /// Requests answered on connections that have ended, plus datagrams
+    /// handled.
     pub requests: u64,
-    /// Connections that ended in an error (bad request, I/O error).
+    /// Connections that ended in an error (bad request, I/O error), plus
+    /// datagrams too long to serve and replies that failed.
     pub errors: u64,
+    /// Datagram replies dropped because the socket's send buffer was full.
+    pub dropped_replies: u64,
     /// Connections still open when the grace period ran out or a second
     /// signal forced the exit.
     pub abandoned: usize,
@@ -151,6 +188,13 @@ impl fmt::Display for Summary {
             "served {} connections, {} requests, {} errors",
             self.connections, self.requests, self.errors
         )?;
+        if self.dropped_replies > 0 {
+            write!(
+                f,
+                "; {} datagram replies dropped (send buffer full)",
+                self.dropped_replies
+            )?;
+        }
         if self.abandoned > 0 {
             write!(f, "; {} connections cut off at exit", self.abandoned)?;
         }
@@ -165,6 +209,7 @@ impl Default for Builder {
             listen: ListenOptions::default(),
             limits: Limits::default(),
             grace: DEFAULT_GRACE,
+            family: None,
         }
     }
 }
@@ -173,12 +218,35 @@ impl Builder {
     /// Adds an endpoint to listen on. With none, the server listens on
     /// [`Endpoint::default_listen`] (TCP port 8888, all interfaces).
     ///
+    /// Every transport is served: TCP, Unix stream and seqpacket through
+    /// the one accept loop, UDP and Unix datagram through the one datagram
+    /// loop. A Unix path whose socket file is stale (nobody listening) is
+    /// reused; a live socket or a file that is not a socket is an error; the
+    /// file is removed when the server stops.
+    ///
     /// A port-only endpoint (`8888`, `:8888`) means all interfaces:
     /// dual-stack `[::]` with `IPV6_V6ONLY` off, or `0.0.0.0` where IPv6 is
     /// unavailable. An explicit `[::]` is IPv6 only, as in nginx. A name
     /// binds the first of its addresses that works.
     pub fn listen(mut self, endpoint: Endpoint) -> Self {
         self.endpoints.push(endpoint);
+        self
+    }
+
+    /// Restricts IP endpoints to one family (`-4` / `-6`): a port-only
+    /// endpoint binds `0.0.0.0` or `[::]` (IPv6 only) instead of
+    /// dual-stack, a name binds only addresses of that family, and an IP
+    /// literal of the other family is an error. Default is `None` (any).
+    pub fn family(mut self, family: Option<Family>) -> Self {
+        self.family = family;
+        self
+    }
+
+    /// Permissions of the socket files of Unix endpoints (`--mode 0660`),
+    /// applied before the socket accepts anyone. Default is `None`: what
+    /// the umask leaves.
+    pub fn mode(mut self, mode: Option<u32>) -> Self {
+        self.listen.mode = mode;
         self
     }
 
@@ -256,47 +324,80 @@ impl Builder {
     }
 
     async fn bind_one(&self, endpoint: &Endpoint) -> Result<BoundListener> {
+        let name = endpoint.to_string();
         match endpoint {
-            Endpoint::Tcp(hp) => self.bind_tcp(hp).await.map(BoundListener::Tcp),
-            other => Err(Error::Unsupported(format!(
-                "cannot serve {other}: {} listeners are not supported yet; use a TCP endpoint",
-                other.transport()
-            ))),
+            Endpoint::Tcp(hp) => self
+                .bind_ip(hp, socket::tcp_listener)
+                .await
+                .map(BoundListener::Tcp),
+            Endpoint::Udp(hp) => self
+                .bind_ip(hp, socket::udp_bind)
+                .await
+                .map(BoundListener::Udp),
+            Endpoint::Unix(addr) => {
+                let (l, file) = socket_file::bind_unix(UnixType::Stream, &name, addr, || {
+                    socket::unix_listener(addr, &self.listen)
+                })?;
+                Ok(BoundListener::Unix(l, file))
+            }
+            Endpoint::SeqPacket(addr) => {
+                let (l, file) = socket_file::bind_unix(UnixType::SeqPacket, &name, addr, || {
+                    socket::seqpacket_listener(addr, &self.listen)
+                })?;
+                Ok(BoundListener::SeqPacket(l, file))
+            }
+            Endpoint::UnixDgram(addr) => {
+                let (s, file) = socket_file::bind_unix(UnixType::Datagram, &name, addr, || {
+                    socket::unix_datagram_bind(addr, self.listen.mode)
+                })?;
+                Ok(BoundListener::UnixDgram(s, file))
+            }
         }
     }
 
-    async fn bind_tcp(&self, hp: &HostPort) -> Result<tokio::net::TcpListener> {
+    /// Binds an IP endpoint with `open` (a TCP listener or a UDP socket),
+    /// as [`Builder::listen`] and [`Builder::family`] describe.
+    async fn bind_ip<T>(
+        &self,
+        hp: &HostPort,
+        open: impl Fn(SocketAddr, &ListenOptions) -> std::io::Result<T>,
+    ) -> Result<T> {
         let bind = |addr: SocketAddr, only_v6: Option<bool>| {
             let opts = ListenOptions {
                 only_v6,
                 ..self.listen.clone()
             };
-            socket::tcp_listener(addr, &opts).map_err(|source| Error::Bind {
+            open(addr, &opts).map_err(|source| Error::Bind {
                 addr: addr.to_string(),
                 source,
             })
         };
-        match &hp.host {
-            Host::Any => {
-                let dual = SocketAddr::from((Ipv6Addr::UNSPECIFIED, hp.port));
-                match bind(dual, Some(false)) {
-                    Ok(listener) => Ok(listener),
-                    Err(Error::Bind { source, .. }) if ipv6_unavailable(&source) => {
-                        bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, hp.port)), None)
-                    }
-                    Err(err) => Err(err),
+        let v4_any = SocketAddr::from((Ipv4Addr::UNSPECIFIED, hp.port));
+        let v6_any = SocketAddr::from((Ipv6Addr::UNSPECIFIED, hp.port));
+        match (&hp.host, self.family) {
+            (Host::Any, Some(Family::V4)) => bind(v4_any, None),
+            (Host::Any, Some(Family::V6)) => bind(v6_any, Some(true)),
+            (Host::Any, None) => match bind(v6_any, Some(false)) {
+                Ok(listener) => Ok(listener),
+                Err(Error::Bind { source, .. }) if ipv6_unavailable(&source) => bind(v4_any, None),
+                Err(err) => Err(err),
+            },
+            (Host::Ip { addr, .. }, family) => {
+                if family.is_some_and(|f| (f == Family::V4) != addr.is_ipv4()) {
+                    return Err(Error::Resolve {
+                        host: hp.to_string(),
+                        reason: format!(
+                            "{addr} is not an {} address (-4/-6 was given)",
+                            if addr.is_ipv4() { "IPv6" } else { "IPv4" }
+                        ),
+                    });
                 }
-            }
-            Host::Ip {
-                addr: std::net::IpAddr::V6(_),
-                ..
-            } => {
                 let addr = hp.resolve(None).await?[0];
-                bind(addr, Some(true))
+                bind(addr, addr.is_ipv6().then_some(true))
             }
-            _ => {
+            (Host::Name(_), family) => {
                 let mut last = None;
-                for addr in hp.resolve(None).await? {
+                for addr in hp.resolve(family).await? {
                     match bind(addr, addr.is_ipv6().then_some(true)) {
                         Ok(listener) => return Ok(listener),
                         Err(err) => last = Some(err),
@@ -363,10 +464,28 @@ impl<S: Service> Server<S> {
         } = self;
         let mut accept_loops = JoinSet::new();
         for listener in listeners {
+            let (service, shared) = (service.clone(), shared.clone());
             match listener {
                 BoundListener::Tcp(l) => {
-                    accept_loops.spawn(accept::accept_loop(l, service.clone(), shared.clone()))
+                    accept_loops.spawn(accept::accept_loop(l, service, shared))
                 }
+                // The socket file guard lives as long as the loop, and is
+                // dropped (the file removed) once the socket is closed.
+                BoundListener::Unix(l, file) => accept_loops.spawn(async move {
+                    accept::accept_loop(l, service, shared).await;
+                    drop(file);
+                }),
+                BoundListener::SeqPacket(l, file) => accept_loops.spawn(async move {
+                    accept::accept_loop(l, service, shared).await;
+                    drop(file);
+                }),
+                BoundListener::Udp(s) => {
+                    accept_loops.spawn(datagram::datagram_loop(s, service, shared))
+                }
+                BoundListener::UnixDgram(s, file) => accept_loops.spawn(async move {
+                    datagram::datagram_loop(s, service, shared).await;
+                    drop(file);
+                }),
             };
         }
 
@@ -398,6 +517,7 @@ impl<S: Service> Server<S> {
             connections: stats.connections.load(Ordering::Relaxed),
             requests: stats.requests.load(Ordering::Relaxed),
             errors: stats.errors.load(Ordering::Relaxed),
+            dropped_replies: stats.dropped_replies.load(Ordering::Relaxed),
             abandoned,
         }
     }

@@ -219,6 +219,13 @@ impl Hello {
 }
 
 impl Service for Hello {
+    /// The raw reply, whatever the datagram says (the tutorial's server
+    /// answers every request the same way).
+    fn reply_to_datagram(&self, _datagram: &[u8], reply: &mut Vec<u8>) -> bool {
+        reply.extend_from_slice(&self.body);
+        true
+    }
+
     async fn serve<C: Connection>(&self, mut conn: C, ctx: ConnContext) -> ConnReport {
         let mut report = ConnReport::default();
         let mut buf = BytesMut::new();

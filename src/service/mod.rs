@@ -12,21 +12,54 @@ use tokio_util::sync::CancellationToken;
 
 use crate::conn::{ConnContext, ConnReport, Connection};
 
+pub mod chargen;
+pub mod daytime;
+pub mod discard;
+pub mod echo;
 pub mod hello;
 
+pub use chargen::Chargen;
+pub use daytime::Daytime;
+pub use discard::Discard;
+pub use echo::Echo;
 pub use hello::Hello;
 
-/// A connection handler: given an accepted stream, serve it until it ends.
+/// A handler for every transport: stream connections through
+/// [`serve`](Service::serve), datagrams through
+/// [`reply_to_datagram`](Service::reply_to_datagram).
 ///
-/// Implementations must close (drop) the stream on every path and finish
-/// the request in flight when `ctx.shutdown` is cancelled, then return.
+/// How each transport reaches it:
+///
+/// | transport | method | what the service sees |
+/// |---|---|---|
+/// | TCP, Unix stream | `serve` | a byte stream |
+/// | Unix seqpacket | `serve` | a [`Connection`] whose every read is (part of) one message and every write one message (see [`crate::seqpacket`]), so answering each read with one write answers each message with one message |
+/// | UDP, Unix datagram | `reply_to_datagram` | one datagram; the reply goes back to its sender |
 pub trait Service: Send + Sync + 'static {
     /// Serves one connection.
+    ///
+    /// Implementations must close (drop) the stream on every path and
+    /// finish the request in flight when `ctx.shutdown` is cancelled, then
+    /// return.
     fn serve<C: Connection>(
         &self,
         conn: C,
         ctx: ConnContext,
     ) -> impl Future<Output = ConnReport> + Send;
+
+    /// Answers one datagram: appends the reply to `reply` (which starts
+    /// empty) and returns `true` to send it, or returns `false` to send
+    /// nothing. An empty reply with `true` sends an empty datagram.
+    ///
+    /// This runs on the datagram loop itself, once per datagram: it must not
+    /// block, and it keeps no state per sender.
+    ///
+    /// The default sends nothing, for a service written for streams only;
+    /// every service sockit ships answers datagrams.
+    fn reply_to_datagram(&self, datagram: &[u8], reply: &mut Vec<u8>) -> bool {
+        let _ = (datagram, reply);
+        false
+    }
 }
 
 /// How much a read buffer grows by. 1 KiB holds a typical request head and

@@ -6,3 +6,4 @@ mod netcat;
 mod ping;
 mod send;
 mod serve;
+mod transports;

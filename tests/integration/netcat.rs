@@ -310,3 +310,148 @@ fn connect_idle_timeout_ends_a_silent_session() {
         "{elapsed:?}"
     );
 }
+
+/// Sends one datagram to the listener, prints what comes back.
+const UDP_CLIENT: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+s.sendto(b"ping\x00", ("127.0.0.1", int(sys.argv[1])))
+data, _ = s.recvfrom(65536)
+print(repr(data), flush=True)
+"#;
+
+#[test]
+fn udp_listen_answers_its_first_sender() {
+    let (_dir, input) = stdin_file(b"pong\n");
+    let mut cmd = sockit();
+    cmd.args(["listen", "-w", "0.5", "udp://127.0.0.1:0"]);
+    let listener = Running::spawn(&mut cmd, input);
+    let line = listener.stderr.wait_for("Listening on udp://");
+    let port = line
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut client = ChildGuard::spawn(Command::new("python3").args(["-c", UDP_CLIENT, &port]));
+    client.wait_for_stdout("b'pong\\n'");
+    let (status, out, stderr) = listener.finish();
+    assert_clean_exit("listen", status, &stderr);
+    assert_bytes_eq(&out, b"ping\x00");
+    assert!(stderr.contains("Connection from 127.0.0.1:"), "{stderr}");
+}
+
+/// A UDP server that answers each datagram upper-cased, three times.
+const UDP_UPPER_SERVER: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+s.settimeout(10)
+print(s.getsockname()[1], flush=True)
+got = []
+for _ in range(3):
+    data, peer = s.recvfrom(65536)
+    got.append(data)
+    s.sendto(data.upper(), peer)
+print(repr(got), flush=True)
+"#;
+
+#[test]
+fn udp_connect_sends_each_line_as_one_datagram() {
+    let mut server = ChildGuard::spawn(Command::new("python3").args(["-c", UDP_UPPER_SERVER]));
+    let port = server.wait_for_stdout("").trim().to_owned();
+    let (_dir, input) = stdin_file(b"one\ntwo\nthree\n");
+    let client = Running::spawn(
+        sockit().args([
+            "connect",
+            "--lines",
+            "-w",
+            "0.5",
+            &format!("udp://127.0.0.1:{port}"),
+        ]),
+        input,
+    );
+    server.wait_for_stdout("[b'one\\n', b'two\\n', b'three\\n']");
+    let (status, out, stderr) = client.finish();
+    assert_clean_exit("connect", status, &stderr);
+    assert_bytes_eq(&out, b"ONE\nTWO\nTHREE\n");
+}
+
+#[test]
+fn unix_listen_works_with_nc_dash_u_and_removes_its_file() {
+    if !have("nc") {
+        eprintln!("skipped: OpenBSD nc is not installed (apt-get install netcat-openbsd)");
+        return;
+    }
+    let (_tmp, path) = crate::common::temp_socket_path("nc.sock");
+    let (_dir_l, listen_in) = stdin_file(b"from sockit");
+    let (_dir_c, nc_in) = stdin_file(b"from nc");
+    let endpoint = format!("unix:{}", path.display());
+    let listener = Running::spawn(sockit().args(["listen", &endpoint]), listen_in);
+    listener.stderr.wait_for("Listening on unix:");
+    let nc = Running::spawn(Command::new("nc").args(["-U", "-N"]).arg(&path), nc_in);
+    let (status, got, stderr) = nc.finish();
+    assert!(status.success(), "nc: {stderr}");
+    let (status, out, stderr) = listener.finish();
+    assert_clean_exit("listen", status, &stderr);
+    assert_bytes_eq(&got, b"from sockit");
+    assert_bytes_eq(&out, b"from nc");
+    assert!(!path.exists(), "the socket file was left behind");
+}
+
+/// A seqpacket server answering each message upper-cased until the
+/// client's end of stream; then a Unix datagram server doing the same for
+/// one datagram.
+const UNIX_UPPER_SERVERS: &str = r#"
+import os, socket, sys
+kind, path = sys.argv[1], sys.argv[2]
+ty = socket.SOCK_SEQPACKET if kind == "seqpacket" else socket.SOCK_DGRAM
+s = socket.socket(socket.AF_UNIX, ty)
+s.bind(path)
+s.settimeout(10)
+if kind == "seqpacket":
+    s.listen(1)
+    print("ready", flush=True)
+    conn, _ = s.accept()
+    while True:
+        msg = conn.recv(65536)
+        if not msg:
+            break
+        conn.send(msg.upper())
+    conn.close()
+else:
+    print("ready", flush=True)
+    data, peer = s.recvfrom(65536)
+    s.sendto(data.upper(), peer)
+os.unlink(path)
+"#;
+
+#[test]
+fn seqpacket_and_unix_dgram_connect_work_with_python_peers() {
+    for kind in ["seqpacket", "unix-dgram"] {
+        let (_tmp, path) = crate::common::temp_socket_path("peer.sock");
+        let mut server = ChildGuard::spawn(Command::new("python3").args([
+            "-c",
+            UNIX_UPPER_SERVERS,
+            kind,
+            path.to_str().unwrap(),
+        ]));
+        server.wait_for_stdout("ready");
+        let (_dir, input) = stdin_file(b"hello\x00there");
+        let client = Running::spawn(
+            sockit().args([
+                "connect",
+                "-w",
+                "0.5",
+                &format!("{kind}:{}", path.display()),
+            ]),
+            input,
+        );
+        let (status, out, stderr) = client.finish();
+        assert_clean_exit(kind, status, &stderr);
+        assert_bytes_eq(&out, b"HELLO\x00THERE");
+    }
+}

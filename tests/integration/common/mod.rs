@@ -81,8 +81,12 @@ impl Lines {
 /// A running `sockit serve`, killed and reaped on drop.
 pub struct Server {
     child: Child,
-    /// The first address from its `Serving … on ADDR ...` line.
+    /// The first address from its `Serving … on ADDR ...` line (for a
+    /// UDP endpoint, without `udp://`; `0.0.0.0:0` for a Unix one).
     pub addr: SocketAddr,
+    /// That ADDR as printed: an endpoint `sockit send` accepts
+    /// (`127.0.0.1:PORT`, `udp://…`, `unix:/path`, `seqpacket:@name`, …).
+    pub endpoint: String,
     /// Its stderr, line by line.
     pub stderr: Lines,
     reader: Option<std::thread::JoinHandle<()>>,
@@ -111,6 +115,7 @@ impl Server {
         let mut server = Server {
             child,
             addr: "0.0.0.0:0".parse().unwrap(),
+            endpoint: String::new(),
             stderr,
             reader: Some(reader),
         };
@@ -120,9 +125,16 @@ impl Server {
             .nth(1)
             .and_then(|rest| rest.split_whitespace().next())
             .unwrap_or_else(|| panic!("no address in {line:?}"));
-        server.addr = addr
-            .parse()
-            .unwrap_or_else(|_| panic!("bad address in {line:?}"));
+        server.endpoint = addr.to_owned();
+        let unix = ["unix:", "unix-dgram:", "seqpacket:"]
+            .iter()
+            .any(|scheme| addr.starts_with(scheme));
+        if !unix {
+            server.addr = addr
+                .trim_start_matches("udp://")
+                .parse()
+                .unwrap_or_else(|_| panic!("bad address in {line:?}"));
+        }
         server
     }
 
