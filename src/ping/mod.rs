@@ -44,6 +44,9 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a reply may take. Default is 10 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Receive errors in a row after which ping gives up.
+const MAX_RECV_ERRORS: u32 = 100;
+
 /// Options for [`ping`].
 #[derive(Debug, Clone)]
 pub struct PingOptions {
@@ -303,6 +306,7 @@ async fn exchange(
     let started = Instant::now();
     let mut next_send = started;
     let mut last_sent = started;
+    let mut recv_errors = 0u32;
     let more = |sent: u64| opts.count.map_or(true, |c| sent < c);
     tokio::pin!(stop);
     loop {
@@ -333,10 +337,25 @@ async fn exchange(
             () = tokio::time::sleep_until(last_sent + opts.timeout), if !more(stats.transmitted) => {}
             received = recv(pinger, &mut buf) => {
                 let (n, from) = match received {
-                    Ok(got) => got,
-                    // An ICMP error queued on the socket (unreachable, …):
-                    // that request is lost; keep listening.
-                    Err(_) => continue,
+                    Ok(got) => {
+                        recv_errors = 0;
+                        got
+                    }
+                    // An ICMP error queued on the socket (unreachable, …)
+                    // is reported once: that request is lost; keep
+                    // listening. An error that keeps coming is no such
+                    // report, and retrying it would spin.
+                    Err(source) => {
+                        recv_errors += 1;
+                        if recv_errors > MAX_RECV_ERRORS {
+                            return Err(Error::Io {
+                                what: "receiving from",
+                                addr: target.to_string(),
+                                source,
+                            });
+                        }
+                        continue;
+                    }
                 };
                 if from != Some(target) {
                     continue;
