@@ -311,7 +311,7 @@ async fn request_reply<D: Datagrams>(
 /// # Errors
 ///
 /// The last address's error when none connects.
-async fn connect_first(
+pub(crate) async fn connect_first(
     addrs: &[SocketAddr],
     timeout: Option<Duration>,
 ) -> Result<(tokio::net::TcpStream, SocketAddr)> {
@@ -331,7 +331,7 @@ async fn connect_first(
 }
 
 /// Runs `fut` within `timeout`, if there is one.
-async fn within<T>(
+pub(crate) async fn within<T>(
     timeout: Option<Duration>,
     what: &'static str,
     addr: &str,

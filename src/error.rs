@@ -69,6 +69,16 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// Reading standard input or writing standard output failed.
+    #[error("cannot {what}: {}", describe(.source))]
+    Stdio {
+        /// What was going on (`read standard input`, …).
+        what: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+
     /// Valid syntax that this transport or this machine cannot do.
     #[error("{0}")]
     Unsupported(String),

@@ -25,6 +25,8 @@
 //! - [`service`]: the services, one per file behind one trait
 //! - [`http`]: HTTP/1.x request framing on top of `httparse`
 //! - [`client`]: `send`, the tutorial's client
+//! - [`bridge`]: standard input and output bridged to a socket (netcat)
+//! - [`ping`]: ICMP echo over datagram or raw sockets, and its packets
 //! - [`escape`]: bytes shown to people
 //! - [`logging`]: plain log lines on stderr through a non-blocking writer
 //! - [`error`]: the error type
@@ -32,6 +34,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
+pub mod bridge;
 pub mod client;
 pub mod conn;
 pub mod endpoint;
@@ -42,6 +45,7 @@ pub mod escape;
 pub mod fuzzing;
 pub mod http;
 pub mod logging;
+pub mod ping;
 pub mod seqpacket;
 pub mod server;
 pub mod service;

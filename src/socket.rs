@@ -560,6 +560,46 @@ pub fn tipc_rdm_socket() -> io::Result<Socket> {
     )
 }
 
+// ---------------------------------------------------------------------
+// ICMP sockets, for `sockit ping` (added by the netcat/ping work).
+// ---------------------------------------------------------------------
+
+/// Which kind of ICMP socket to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcmpKind {
+    /// `SOCK_DGRAM` + `IPPROTO_ICMP`/`IPPROTO_ICMPV6`: Linux's unprivileged
+    /// "ping socket", allowed for the groups in `net.ipv4.ping_group_range`.
+    /// The kernel picks the echo identifier and only delivers replies to
+    /// it.
+    Datagram,
+    /// `SOCK_RAW`: needs root or `CAP_NET_RAW`, and sees every ICMP message
+    /// of the family (IPv4 with its IP header in front).
+    Raw,
+}
+
+/// Opens an ICMP socket of `kind` for IPv6 (`v6`) or IPv4: `socket(2)` with
+/// `SOCK_CLOEXEC`, then `O_NONBLOCK`, ready for [`tokio::io::unix::AsyncFd`].
+///
+/// # Errors
+///
+/// The `socket(2)` error: `EACCES` when the caller's group is outside
+/// `net.ipv4.ping_group_range` (datagram) or lacks `CAP_NET_RAW` (raw
+/// gives `EPERM`).
+pub fn icmp_socket(v6: bool, kind: IcmpKind) -> io::Result<Socket> {
+    let (domain, protocol) = if v6 {
+        (Domain::IPV6, Protocol::ICMPV6)
+    } else {
+        (Domain::IPV4, Protocol::ICMPV4)
+    };
+    let ty = match kind {
+        IcmpKind::Datagram => Type::DGRAM,
+        IcmpKind::Raw => Type::RAW,
+    };
+    let socket = Socket::new(domain, ty, Some(protocol))?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -724,6 +764,27 @@ mod tests {
                 Some(nix::errno::Errno::EAFNOSUPPORT as i32),
                 "{err}"
             ),
+        }
+    }
+
+    #[test]
+    fn icmp_socket_is_the_requested_type_when_permitted() {
+        for (kind, ty) in [
+            (IcmpKind::Datagram, Type::DGRAM),
+            (IcmpKind::Raw, Type::RAW),
+        ] {
+            for v6 in [false, true] {
+                // Which kinds are allowed depends on the machine; when one
+                // opens, it must be what was asked for.
+                if let Ok(socket) = icmp_socket(v6, kind) {
+                    assert_eq!(socket.r#type().unwrap(), ty);
+                    assert!(socket.nonblocking().unwrap());
+                    assert_eq!(
+                        socket.domain().unwrap(),
+                        if v6 { Domain::IPV6 } else { Domain::IPV4 }
+                    );
+                }
+            }
         }
     }
 }

@@ -7,6 +7,9 @@ use clap::{Parser, Subcommand};
 
 use sockit::logging::Verbosity;
 
+mod connect;
+mod listen;
+mod ping;
 mod send;
 mod serve;
 mod values;
@@ -36,6 +39,12 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Send a message and print the reply (the tutorial's client).
     Send(send::SendArgs),
+    /// Wait for a peer and bridge stdin/stdout to it (netcat's -l).
+    Listen(listen::ListenArgs),
+    /// Connect and bridge stdin/stdout to the peer (netcat).
+    Connect(connect::ConnectArgs),
+    /// Send ICMP echo requests and print the replies, as ping(8).
+    Ping(ping::PingArgs),
 }
 
 impl Cli {
@@ -63,6 +72,9 @@ impl Command {
         match self {
             Command::Serve(args) => serve::run(args).await,
             Command::Send(args) => send::run(args).await,
+            Command::Listen(args) => listen::run(args).await,
+            Command::Connect(args) => connect::run(args).await,
+            Command::Ping(args) => ping::run(args).await,
         }
     }
 }

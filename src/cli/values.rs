@@ -2,6 +2,12 @@
 
 use std::time::Duration;
 
+/// An endpoint, through the library's one parser.
+pub fn endpoint(text: &str) -> Result<sockit::Endpoint, String> {
+    text.parse()
+        .map_err(|e: sockit::endpoint::ParseEndpointError| e.to_string())
+}
+
 /// Seconds as a bare number (`5`, `0.5`) or with a unit (`500ms`, `2m`).
 pub fn duration(text: &str) -> Result<Duration, String> {
     if let Ok(secs) = text.parse::<f64>() {

@@ -14,7 +14,7 @@ use crate::service::Service;
 
 /// How an `accept(2)` error is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AcceptError {
+pub(crate) enum AcceptError {
     /// The failed connection's own problem (it was reset before we took it,
     /// or the call was interrupted): take the next one at once.
     Connection,
@@ -25,7 +25,7 @@ enum AcceptError {
     Other,
 }
 
-fn classify(err: &io::Error) -> AcceptError {
+pub(crate) fn classify(err: &io::Error) -> AcceptError {
     match err.kind() {
         io::ErrorKind::ConnectionAborted
         | io::ErrorKind::ConnectionReset

@@ -32,7 +32,7 @@ use crate::service::Service;
 use crate::socket::{self, ListenOptions, UnixType};
 use crate::{Error, Result};
 
-mod accept;
+pub(crate) mod accept;
 pub mod datagram;
 pub mod limits;
 pub mod listener;
@@ -279,6 +279,17 @@ impl Builder {
     /// not resolve, and [`Error::Unsupported`] for a transport this server
     /// cannot listen on.
     pub async fn bind<S: Service>(self, service: S) -> Result<Server<S>> {
+        let listeners = self.bind_listeners().await?;
+        Ok(self.with_listeners(listeners, service))
+    }
+
+    /// Binds every endpoint, as [`bind`](Builder::bind) does, and returns
+    /// the listeners themselves (`sockit listen` accepts from one directly).
+    ///
+    /// # Errors
+    ///
+    /// As [`bind`](Builder::bind).
+    pub async fn bind_listeners(&self) -> Result<Vec<BoundListener>> {
         let endpoints = if self.endpoints.is_empty() {
             vec![Endpoint::default_listen()]
         } else {
@@ -288,7 +299,7 @@ impl Builder {
         for endpoint in &endpoints {
             listeners.push(self.bind_one(endpoint).await?);
         }
-        Ok(self.with_listeners(listeners, service))
+        Ok(listeners)
     }
 
     /// Builds a server over listeners bound elsewhere (socket activation,

@@ -4,6 +4,8 @@
 mod common;
 mod errors;
 mod hardening;
+mod netcat;
+mod ping;
 mod send;
 mod serve;
 mod transports;

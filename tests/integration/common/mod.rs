@@ -55,6 +55,23 @@ impl Lines {
         }
     }
 
+    /// Waits until `n` lines contain `needle`.
+    #[track_caller]
+    pub fn wait_for_count(&self, needle: &str, n: usize) {
+        let (lines, cond) = &*self.0;
+        let deadline = Instant::now() + WAIT;
+        let mut guard = lines.lock().unwrap();
+        while guard.iter().filter(|l| l.contains(needle)).count() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "fewer than {n} lines with {needle:?} within {WAIT:?}; got:\n{}",
+                guard.join("\n")
+            );
+            guard = cond.wait_timeout(guard, left).unwrap().0;
+        }
+    }
+
     /// Everything collected so far.
     pub fn text(&self) -> String {
         self.0 .0.lock().unwrap().join("\n")
@@ -504,4 +521,222 @@ pub fn python(script: &str, args: &[&str]) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
+}
+
+/// Bytes collected from a child's stdout by a background thread, so tests
+/// can wait for some to arrive while the child runs.
+#[derive(Clone, Default)]
+pub struct Bytes(Arc<(Mutex<Vec<u8>>, Condvar)>);
+
+impl Bytes {
+    fn collect(self, mut stream: impl Read + Send + 'static) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            let mut chunk = vec![0u8; 64 * 1024];
+            loop {
+                let n = match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let (bytes, cond) = &*self.0;
+                bytes.lock().unwrap().extend_from_slice(&chunk[..n]);
+                cond.notify_all();
+            }
+        })
+    }
+
+    /// Waits until the bytes contain `needle`.
+    #[track_caller]
+    pub fn wait_for(&self, needle: &[u8]) {
+        let (bytes, cond) = &*self.0;
+        let deadline = Instant::now() + WAIT;
+        let mut guard = bytes.lock().unwrap();
+        while !guard.windows(needle.len()).any(|w| w == needle) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no b'{}' within {WAIT:?}; got b'{}'",
+                escaped(needle),
+                escaped(&guard)
+            );
+            guard = cond.wait_timeout(guard, left).unwrap().0;
+        }
+    }
+
+    /// Everything collected so far.
+    pub fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0 .0.lock().unwrap())
+    }
+}
+
+/// A child with stdout collected as bytes and stderr as lines, killed and
+/// reaped on drop; for commands that run alongside the test (`sockit
+/// listen`, `nc -l`).
+pub struct Running {
+    child: Child,
+    /// Its stdin, when spawned with `Stdio::piped()`.
+    pub stdin: Option<std::process::ChildStdin>,
+    /// Its stdout, as it arrives.
+    pub stdout: Bytes,
+    /// Its stderr, line by line.
+    pub stderr: Lines,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Spawns `cmd` with the given stdin, capturing stdout and stderr.
+    #[track_caller]
+    pub fn spawn(cmd: &mut Command, stdin: Stdio) -> Running {
+        let mut child = cmd
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let stdout = Bytes::default();
+        let stderr = Lines::default();
+        let readers = vec![
+            stdout.clone().collect(child.stdout.take().unwrap()),
+            stderr.clone().collect(child.stderr.take().unwrap()),
+        ];
+        Running {
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+
+    /// Waits for a stderr line with `marker` and returns the address after
+    /// its ` on ` (`Listening on 127.0.0.1:PORT ...`).
+    #[track_caller]
+    pub fn addr_after(&self, marker: &str) -> SocketAddr {
+        let line = self.stderr.wait_for(marker);
+        line.split(" on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to [`WAIT`] for the exit without closing stdin.
+    #[track_caller]
+    pub fn wait_with_stdin_open(&mut self) -> ExitStatus {
+        wait_timeout(&mut self.child, WAIT).unwrap_or_else(|| {
+            panic!(
+                "process did not exit within {WAIT:?}; stderr:\n{}",
+                self.stderr.text()
+            )
+        })
+    }
+
+    /// Closes stdin, waits up to [`WAIT`] for the exit, and returns the
+    /// status, all of stdout and all of stderr.
+    #[track_caller]
+    pub fn finish(mut self) -> (ExitStatus, Vec<u8>, String) {
+        drop(self.stdin.take());
+        let status = match wait_timeout(&mut self.child, WAIT) {
+            Some(status) => status,
+            None => panic!(
+                "process did not exit within {WAIT:?}; stderr:\n{}",
+                self.stderr.text()
+            ),
+        };
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        (status, self.stdout.take(), self.stderr.text())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A file in a fresh temporary directory holding `bytes`, opened for reading
+/// as a child's stdin.
+pub fn stdin_file(bytes: &[u8]) -> (tempfile::TempDir, Stdio) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("stdin");
+    std::fs::write(&path, bytes).expect("write stdin file");
+    let file = std::fs::File::open(&path).expect("open stdin file");
+    (dir, Stdio::from(file))
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something listens on TCP `port` (read from /proc/net/tcp
+/// and tcp6, so the wait does not use up a one-shot listener's accept).
+#[track_caller]
+pub fn wait_for_tcp_listener(port: u16) {
+    let deadline = Instant::now() + WAIT;
+    let needle = format!(":{port:04X} ");
+    loop {
+        let listening = ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+            std::fs::read_to_string(table).is_ok_and(|text| {
+                text.lines().skip(1).any(|row| {
+                    let cols: Vec<&str> = row.split_whitespace().collect();
+                    // local_address is column 1, st (state) column 3; 0A is LISTEN.
+                    cols.len() > 3 && format!("{} ", cols[1]).ends_with(&needle) && cols[3] == "0A"
+                })
+            })
+        });
+        if listening {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nothing listens on port {port}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Deterministic test data: `len` bytes of every value, in a pattern that
+/// does not repeat within a chunk, so a lost or reordered chunk shows.
+pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 56) as u8
+        })
+        .collect()
+}
+
+/// FNV-1a of `bytes`: a checksum to print when transfers differ.
+pub fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// Asserts a transfer arrived whole, showing sizes and checksums if not
+/// (the data is too big to print).
+#[track_caller]
+pub fn assert_same_data(what: &str, actual: &[u8], expected: &[u8]) {
+    assert!(
+        actual == expected,
+        "{what}: got {} bytes (checksum {:016x}), expected {} bytes (checksum {:016x})",
+        actual.len(),
+        checksum(actual),
+        expected.len(),
+        checksum(expected)
+    );
 }
