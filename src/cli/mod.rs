@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use sockit::logging::Verbosity;
 
+mod bench;
 mod send;
 mod serve;
 mod values;
@@ -36,6 +37,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Send a message and print the reply (the tutorial's client).
     Send(send::SendArgs),
+    /// Load a server with requests and report throughput and latency percentiles.
+    Bench(bench::BenchArgs),
 }
 
 impl Cli {
@@ -63,6 +66,9 @@ impl Command {
         match self {
             Command::Serve(args) => serve::run(args).await,
             Command::Send(args) => send::run(args).await,
+            // Bench starts its own threads, each with its own runtime; this
+            // (current-thread) runtime only waits for them.
+            Command::Bench(args) => bench::run(args).await,
         }
     }
 }
