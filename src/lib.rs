@@ -23,7 +23,7 @@
 //! - [`conn`]: what a service is handed per connection
 //! - [`service`]: the services, one per file behind one trait
 //! - [`http`]: HTTP/1.x request framing on top of `httparse`
-//! - [`bench`]: `sockit bench`, the load generator: load loop, histogram, report
+//! - [`bench`](mod@bench): `sockit bench`, the load generator: load loop, histogram, report
 //! - [`client`]: `send`, the tutorial's client
 //! - [`escape`]: bytes shown to people
 //! - [`logging`]: plain log lines on stderr through a non-blocking writer
