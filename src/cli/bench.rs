@@ -199,15 +199,19 @@ fn config(args: &BenchArgs) -> sockit::Result<BenchConfig> {
 pub async fn run(args: BenchArgs) -> sockit::Result<ExitCode> {
     let config = config(&args)?;
     let bar = std::io::stderr().is_terminal().then(progress_bar);
-    let stop = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+    // Installed before any load starts, so an early Ctrl-C still prints a report.
+    let mut interrupt =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(|e| Error::Unsupported(format!("cannot install the Ctrl-C handler: {e}")))?;
+    let stop = async move {
+        interrupt.recv().await;
     };
+    let mut last = (Duration::ZERO, 0);
     let report = bench::run(config, stop, |p| {
         if let Some(bar) = &bar {
-            show(bar, p);
+            show(bar, p, last);
         }
+        last = (p.elapsed, p.done);
     })
     .await;
     if let Some(bar) = bar {
@@ -246,7 +250,9 @@ fn progress_bar() -> indicatif::ProgressBar {
     bar
 }
 
-fn show(bar: &indicatif::ProgressBar, p: &Progress) {
+/// Shows `p` on the bar; `last` is the previous (elapsed, done), for the
+/// current rate.
+fn show(bar: &indicatif::ProgressBar, p: &Progress, last: (Duration, u64)) {
     let fraction = match (p.total, p.planned) {
         (Some(total), _) if !total.is_zero() => p.elapsed.as_secs_f64() / total.as_secs_f64(),
         (_, Some(planned)) => p.done as f64 / planned as f64,
@@ -262,7 +268,8 @@ fn show(bar: &indicatif::ProgressBar, p: &Progress) {
     let phase = if p.warming_up { "warming up, " } else { "" };
     bar.set_message(format!(
         "{phase}{of}, {:.0} req/s, {} errors",
-        p.done as f64 / elapsed.max(0.001),
+        p.done.saturating_sub(last.1) as f64
+            / p.elapsed.saturating_sub(last.0).as_secs_f64().max(0.001),
         p.errors
     ));
 }

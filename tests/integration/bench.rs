@@ -199,3 +199,36 @@ fn bench_rejects_flags_of_the_other_mode() {
     let out = run(sockit().args(["bench", "http://127.0.0.1:1/", "--close", "--pipeline", "4"]));
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn bench_prints_the_report_so_far_on_ctrl_c() {
+    let server = Server::start(&[]);
+    let url = format!("http://{}/", server.addr);
+    let mut child = sockit()
+        .args(["bench", &url, "-d", "60", "-c", "2", "--json"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The server logs each connection: once bench has connected, it is running.
+    server.stderr.wait_for("Accept new connection");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = crate::common::wait_timeout(&mut child, crate::common::WAIT);
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("bench did not stop on SIGINT");
+    };
+    assert!(status.success(), "{status}");
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(report["interrupted"], true, "{report:#}");
+    assert!(
+        report["duration_secs"].as_f64().unwrap() < 30.0,
+        "{report:#}"
+    );
+    assert_eq!(report["errors"]["total"], 0, "{report:#}");
+}
