@@ -43,6 +43,12 @@ class Server:
         return "http://%s:%d/" % (HOST, self.port)
 
 
+def nofile_hard():
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
+
+
 def nginx_conf(dirpath, port):
     """An nginx config that needs nothing from the system: its own prefix,
     pid, logs and temp paths in `dirpath`."""
@@ -53,7 +59,7 @@ def nginx_conf(dirpath, port):
     conf.write_text("""# nginx as the reference: one worker (one pinned core), no access log,
 # keep-alive never cut at 1000 requests.
 worker_processes 1;
-worker_rlimit_nofile 65536;
+worker_rlimit_nofile {nofile};
 daemon off;
 pid {d}/nginx.pid;
 error_log {d}/logs/error.log;
@@ -71,7 +77,7 @@ http {{
         location / {{ return 200 "Hello, world!"; }}
     }}
 }}
-""".format(d=dirpath, host=HOST, port=port))
+""".format(d=dirpath, host=HOST, port=port, nofile=nofile_hard()))
     return conf
 
 
@@ -590,7 +596,7 @@ def main():
                 for srv in all_servers:
                     if srv.name in sc.skip:
                         continue
-                    d = args.duration if not srv.python else max(1, args.duration // 3)
+                    d = args.duration if not srv.python else max(2, args.duration // 3)
                     try:
                         r = run_one(srv, sc, d, log, raw, rnd)
                     except Exception as e:  # one failed run is reported, not fatal
