@@ -465,9 +465,12 @@ def targets_section(medians, all_scenarios):
 
     def check(what, v, ref, ok):
         if v is None or ref is None:
-            checks.append("| %s | – | – | not measured |" % what)
+            checks.append("| %s | – | – | – | not measured |" % what)
         else:
-            checks.append("| %s | %s | %s | %s |" % (what, fmt(v, 2), fmt(ref, 2), "met" if ok(v, ref) else "**missed**"))
+            digits = 2 if isinstance(v, float) and v < 100 else 0
+            checks.append("| %s | %s | %s | %s | %s |" % (
+                what, fmt(v, digits), fmt(ref, digits), ratio(v, ref) if ref else "–",
+                "met" if ok(v, ref) else "**missed**"))
 
     check("keep-alive req/s ≥ 1.0× nginx", get("keepalive", "sockit", "rps"), get("keepalive", "nginx", "rps"), lambda v, r: v >= r)
     check("keep-alive CPU µs/req ≤ 0.85× nginx", get("keepalive", "sockit", "server_cpu_us_per_req"),
@@ -480,7 +483,7 @@ def targets_section(medians, all_scenarios):
     if idle:
         check("RSS holding idle connections ≤ nginx (KiB)", get(idle, "sockit", "rss_held_kib"), get(idle, "nginx", "rss_held_kib"), lambda v, r: v <= r)
     check("peak RSS under keep-alive load ≤ nginx (KiB)", get("keepalive", "sockit", "peak_rss_kib"), get("keepalive", "nginx", "peak_rss_kib"), lambda v, r: v <= r)
-    return ["## The hello server's targets (issue 5)", "", "| target | sockit | nginx | |", "|---|---|---|---|"] + checks + [""]
+    return ["## The hello server's targets (issue 5)", "", "| target | sockit | nginx | ratio | |", "|---|---|---|---|---|"] + checks + [""]
 
 
 def compare_section(cmp_runs):
