@@ -170,6 +170,11 @@ impl Target {
             } else {
                 path.to_owned()
             };
+            if authority.is_empty() || authority.starts_with(':') {
+                return Err(Error::Unsupported(format!(
+                    "invalid URL '{text}': expected http://HOST:PORT/path"
+                )));
+            }
             let has_port = authority
                 .rsplit_once(':')
                 .is_some_and(|(_, port)| !port.contains(']'));
@@ -483,4 +488,106 @@ fn totals(counters: &[Arc<load::Counters>]) -> (u64, u64) {
             e + c.errors.load(Ordering::Relaxed),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(text: &str) -> (Endpoint, HttpRequest) {
+        match Target::parse(text).unwrap() {
+            Target {
+                endpoint,
+                protocol: Protocol::Http(req),
+            } => (endpoint, req),
+            other => panic!("not HTTP: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn urls_give_the_endpoint_path_and_host_header() {
+        let (endpoint, req) = http("http://127.0.0.1:8080/a/b?c=d");
+        assert_eq!(endpoint, "tcp://127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            (req.path.as_str(), req.host.as_str()),
+            ("/a/b?c=d", "127.0.0.1:8080")
+        );
+        let (endpoint, req) = http("http://localhost");
+        assert_eq!(endpoint, "tcp://localhost:80".parse().unwrap());
+        assert_eq!(req.path, "/");
+        let (endpoint, req) = http("http://[::1]:9000?x");
+        assert_eq!(endpoint, "tcp://[::1]:9000".parse().unwrap());
+        assert_eq!(req.path, "/?x");
+        let (endpoint, _) = http("http://[::1]/");
+        assert_eq!(endpoint, "tcp://[::1]:80".parse().unwrap());
+    }
+
+    #[test]
+    fn bad_urls_and_endpoints_are_errors() {
+        for bad in [
+            "http://",
+            "http://:80/",
+            "https://x/",
+            "nonsense",
+            "ftp://x",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn endpoints_are_raw_targets_with_the_reply_end_of_their_kind() {
+        let t = Target::parse("tcp://127.0.0.1:8888").unwrap();
+        assert!(matches!(
+            t.protocol,
+            Protocol::Raw {
+                reply_end: ReplyEnd::EndOfStream,
+                ..
+            }
+        ));
+        let t = Target::parse("udp://127.0.0.1:7").unwrap();
+        assert!(matches!(
+            t.protocol,
+            Protocol::Raw {
+                reply_end: ReplyEnd::Datagram,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn requests_carry_headers_body_length_and_close() {
+        let (_, mut req) = http("http://h:1/p");
+        req.method = "POST".into();
+        req.headers.push(("X-A".into(), "1".into()));
+        req.body = Bytes::from_static(b"abc");
+        assert_eq!(
+            req.to_bytes(true),
+            b"POST /p HTTP/1.1\r\nHost: h:1\r\nX-A: 1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"
+        );
+        req.headers.push(("host".into(), "other".into()));
+        assert!(!String::from_utf8(req.to_bytes(false))
+            .unwrap()
+            .contains("Host: h:1"));
+    }
+
+    #[test]
+    fn invalid_configurations_are_refused() {
+        let target = Target::parse("http://127.0.0.1:1/").unwrap();
+        for change in [
+            (|c: &mut BenchConfig| c.connections = 0) as fn(&mut BenchConfig),
+            |c| c.pipeline = 0,
+            |c| c.rate = Some(0.0),
+            |c| c.rate = Some(f64::NAN),
+            |c| c.timeout = Duration::ZERO,
+            |c| c.requests = Some(0),
+        ] {
+            let mut config = BenchConfig::new(target.clone());
+            change(&mut config);
+            assert!(config.validate().is_err(), "{config:?}");
+        }
+        let mut raw = BenchConfig::new(Target::parse("tcp://127.0.0.1:1").unwrap());
+        raw.pipeline = 4;
+        assert!(raw.validate().is_err(), "pipelining needs --expect-bytes");
+    }
 }
