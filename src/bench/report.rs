@@ -212,25 +212,11 @@ impl Report {
             self.requests_per_sec,
             bytes(self.read_bytes_per_sec)
         );
-        let l = &self.latency;
-        let _ = writeln!(
-            out,
-            "  latency      min {}  mean {}  stdev {}  max {}",
-            micros(l.min_us),
-            micros(l.mean_us),
-            micros(l.stdev_us),
-            micros(l.max_us)
-        );
-        let _ = writeln!(
-            out,
-            "  percentiles  p50 {}  p75 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}",
-            micros(l.p50_us),
-            micros(l.p75_us),
-            micros(l.p90_us),
-            micros(l.p99_us),
-            micros(l.p99_9_us),
-            micros(l.p99_99_us)
-        );
+        if self.requests == 0 {
+            let _ = writeln!(out, "  latency      no replies");
+        } else {
+            self.write_latency(&mut out);
+        }
         let e = &self.errors;
         if e.total == 0 {
             let _ = writeln!(out, "  errors       0");
@@ -253,6 +239,28 @@ impl Report {
             let _ = writeln!(out, "  errors       {} ({})", e.total, parts.join(", "));
         }
         out
+    }
+
+    fn write_latency(&self, out: &mut String) {
+        let l = &self.latency;
+        let _ = writeln!(
+            out,
+            "  latency      min {}  mean {}  stdev {}  max {}",
+            micros(l.min_us),
+            micros(l.mean_us),
+            micros(l.stdev_us),
+            micros(l.max_us)
+        );
+        let _ = writeln!(
+            out,
+            "  percentiles  p50 {}  p75 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}",
+            micros(l.p50_us),
+            micros(l.p75_us),
+            micros(l.p90_us),
+            micros(l.p99_us),
+            micros(l.p99_9_us),
+            micros(l.p99_99_us)
+        );
     }
 
     /// Writes the HDR percentile distribution in wrk2's format (values in
