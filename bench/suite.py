@@ -445,6 +445,11 @@ def summarize(out, meta, runs, cmp_runs, all_scenarios, all_servers, quick):
                     fmt(m["rss_held_kib"] and m["rss_held_kib"] / 1024, 1),
                     fmt(m["rss_per_idle_kib"], 2), ratio(m["rss_held_kib"], r0.get("rss_held_kib")))
             lines.append(row)
+        if sc.script == "pipeline.lua":
+            lines.append("")
+            lines.append("wrk records one latency sample per pipelined batch, and none for some "
+                         "batches, so these percentiles (0 where it recorded too few) are not "
+                         "comparable; req/s and CPU µs/req are.")
         lines.append("")
     lines += targets_section(medians, all_scenarios)
     if cmp_runs:
