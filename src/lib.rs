@@ -24,6 +24,7 @@
 //! - [`conn`]: what a service is handed per connection
 //! - [`service`]: the services, one per file behind one trait
 //! - [`http`]: HTTP/1.x request framing on top of `httparse`
+//! - [`bench`](mod@bench): `sockit bench`, the load generator: load loop, histogram, report
 //! - [`client`]: `send`, the tutorial's client
 //! - [`bridge`]: standard input and output bridged to a socket (netcat)
 //! - [`ping`]: ICMP echo over datagram or raw sockets, and its packets
@@ -34,6 +35,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
+pub mod bench;
 pub mod bridge;
 pub mod client;
 pub mod conn;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use sockit::logging::Verbosity;
 
+mod bench;
 mod connect;
 mod listen;
 mod ping;
@@ -45,6 +46,8 @@ pub enum Command {
     Connect(connect::ConnectArgs),
     /// Send ICMP echo requests and print the replies, as ping(8).
     Ping(ping::PingArgs),
+    /// Load a server with requests and report throughput and latency percentiles.
+    Bench(bench::BenchArgs),
 }
 
 impl Cli {
@@ -75,6 +78,9 @@ impl Command {
             Command::Listen(args) => listen::run(args).await,
             Command::Connect(args) => connect::run(args).await,
             Command::Ping(args) => ping::run(args).await,
+            // Bench starts its own threads, each with its own runtime; this
+            // (current-thread) runtime only waits for them.
+            Command::Bench(args) => bench::run(args).await,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Integration tests: one binary (link time matters on 2 cores), one module
 //! per command, shared helpers in `common`.
 
+mod bench;
 mod common;
 mod errors;
 mod hardening;

@@ -1,0 +1,275 @@
+//! `sockit bench`.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::builder::TypedValueParser as _;
+use clap::Args;
+
+use sockit::bench::{self, BenchConfig, Progress, Protocol, ReplyEnd, Target};
+use sockit::Error;
+
+use super::values;
+
+/// Arguments of `sockit bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to load: http://HOST:PORT/path, or an endpoint (tcp://, unix:, udp://) for raw mode.
+    ///
+    /// An http:// URL sends HTTP/1.1 requests and parses each response. Any
+    /// other endpoint is raw mode: --payload per request, and a reply that
+    /// ends after --expect-bytes N, at end of stream (one connection per
+    /// request, as the tutorial's raw hello) or, for udp://, with one
+    /// datagram.
+    #[arg(value_name = "TARGET")]
+    target: String,
+
+    /// Connections kept busy at once.
+    #[arg(short, long, value_name = "N", default_value_t = bench::DEFAULT_CONNECTIONS,
+          value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
+    connections: usize,
+
+    /// Threads, each with its own runtime and share of the connections [default: cores].
+    ///
+    /// Threads share nothing while running; more threads than cores only
+    /// add switching.
+    #[arg(short, long, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
+    threads: Option<usize>,
+
+    /// How long to measure, after --warmup [default: 10s, unless -n is given].
+    #[arg(short, long, value_name = "DURATION", value_parser = values::duration)]
+    duration: Option<Duration>,
+
+    /// Stop after this many requests (replies and errors), instead of a duration.
+    ///
+    /// With -d too, whichever comes first ends the run.
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    requests: Option<u64>,
+
+    /// Load the server this long first, and discard those samples.
+    ///
+    /// Lets connections open, caches fill and the CPU settle, so the figures
+    /// describe the steady state rather than the start.
+    #[arg(long, value_name = "DURATION", default_value = "0", value_parser = values::duration)]
+    warmup: Duration,
+
+    /// Open loop: send R requests per second in all, at fixed times, and measure
+    /// latency from each request's intended send time.
+    ///
+    /// Without it (closed loop, like wrk), a stalled server also stalls the
+    /// load, and the stall shows as one slow request. With it (like wrk2),
+    /// every request that should have gone out during the stall counts its
+    /// wait: the percentiles are what users at that rate would see.
+    #[arg(long, value_name = "R")]
+    rate: Option<f64>,
+
+    /// HTTP method.
+    #[arg(short = 'X', long, value_name = "METHOD", default_value = "GET")]
+    method: String,
+
+    /// An HTTP header, 'Name: value' (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    headers: Vec<String>,
+
+    /// HTTP request body: TEXT, or @FILE for a file's contents.
+    #[arg(long, value_name = "TEXT|@FILE")]
+    body: Option<String>,
+
+    /// HTTP: a new connection per request (Connection: close), instead of keep-alive.
+    ///
+    /// Measures connection setup and teardown as well as the request.
+    #[arg(long, conflicts_with = "pipeline")]
+    close: bool,
+
+    /// Requests in flight per connection (HTTP, or raw with --expect-bytes).
+    ///
+    /// Pipelining sends the next requests before the replies arrive; it
+    /// measures how fast a server parses and answers, less the round trips.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=1024).map(|n| n as usize))]
+    pipeline: usize,
+
+    /// Raw mode: bytes sent per request: TEXT, or @FILE [default: "Hello, world"].
+    #[arg(long, value_name = "TEXT|@FILE")]
+    payload: Option<String>,
+
+    /// Raw mode: a reply is complete after N bytes, and the connection is kept.
+    ///
+    /// Without it, a stream reply ends at end of stream: one connection per
+    /// request.
+    #[arg(long, value_name = "N", value_parser = values::size)]
+    expect_bytes: Option<usize>,
+
+    /// How long a request may take before it counts as a timeout and its
+    /// connection is replaced.
+    #[arg(long, value_name = "DURATION", default_value = "2", value_parser = values::duration)]
+    timeout: Duration,
+
+    /// Print the report as one JSON object (fields in the README).
+    #[arg(long)]
+    json: bool,
+
+    /// Write the HDR latency percentile distribution to FILE (wrk2's format, ms).
+    #[arg(long, value_name = "FILE")]
+    latency_histogram: Option<std::path::PathBuf>,
+}
+
+/// TEXT, or the contents of FILE for `@FILE`.
+fn text_or_file(value: &str, what: &str) -> sockit::Result<Bytes> {
+    match value.strip_prefix('@') {
+        Some(path) => std::fs::read(path)
+            .map(Bytes::from)
+            .map_err(|e| Error::Unsupported(format!("cannot read {what} file {path}: {e}"))),
+        None => Ok(Bytes::copy_from_slice(value.as_bytes())),
+    }
+}
+
+/// Builds the library's configuration from the arguments.
+fn config(args: &BenchArgs) -> sockit::Result<BenchConfig> {
+    let mut target = Target::parse(&args.target)?;
+    match &mut target.protocol {
+        Protocol::Http(request) => {
+            if args.payload.is_some() || args.expect_bytes.is_some() {
+                return Err(Error::Unsupported(
+                    "--payload and --expect-bytes are for raw targets; an http:// target takes -X, -H and --body".into(),
+                ));
+            }
+            request.method = args.method.clone();
+            for header in &args.headers {
+                let Some((name, value)) = header.split_once(':') else {
+                    return Err(Error::Unsupported(format!(
+                        "invalid header '{header}': expected 'Name: value'"
+                    )));
+                };
+                let name = name.trim();
+                if name.is_empty() || name.contains(char::is_whitespace) {
+                    return Err(Error::Unsupported(format!(
+                        "invalid header '{header}': expected 'Name: value'"
+                    )));
+                }
+                request
+                    .headers
+                    .push((name.to_owned(), value.trim().to_owned()));
+            }
+            if let Some(body) = &args.body {
+                request.body = text_or_file(body, "body")?;
+            }
+        }
+        Protocol::Raw { payload, reply_end } => {
+            if args.method != "GET" || !args.headers.is_empty() || args.body.is_some() || args.close
+            {
+                return Err(Error::Unsupported(format!(
+                    "-X, -H, --body and --close are for http:// targets; {} is raw: use --payload",
+                    args.target
+                )));
+            }
+            if let Some(text) = &args.payload {
+                *payload = text_or_file(text, "payload")?;
+            }
+            if let Some(n) = args.expect_bytes {
+                if *reply_end == ReplyEnd::Datagram {
+                    return Err(Error::Unsupported(format!(
+                        "{} is a datagram endpoint: a reply is one datagram; drop --expect-bytes",
+                        args.target
+                    )));
+                }
+                *reply_end = ReplyEnd::Bytes(n);
+            }
+        }
+    }
+    let mut config = BenchConfig::new(target);
+    config.connections = args.connections;
+    if let Some(threads) = args.threads {
+        config.threads = threads;
+    }
+    config.duration = args.duration;
+    config.requests = args.requests;
+    config.warmup = args.warmup;
+    config.rate = args.rate;
+    config.pipeline = args.pipeline;
+    config.close = args.close;
+    config.timeout = args.timeout;
+    Ok(config)
+}
+
+/// Runs the benchmark and prints its report; Ctrl-C prints the report so far.
+pub async fn run(args: BenchArgs) -> sockit::Result<ExitCode> {
+    let config = config(&args)?;
+    let bar = std::io::stderr().is_terminal().then(progress_bar);
+    // Installed before any load starts, so an early Ctrl-C still prints a report.
+    let mut interrupt =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(|e| Error::Unsupported(format!("cannot install the Ctrl-C handler: {e}")))?;
+    let stop = async move {
+        interrupt.recv().await;
+    };
+    let mut last = (Duration::ZERO, 0);
+    let report = bench::run(config, stop, |p| {
+        if let Some(bar) = &bar {
+            show(bar, p, last);
+        }
+        last = (p.elapsed, p.done);
+    })
+    .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = report?;
+    if let Some(path) = &args.latency_histogram {
+        let file = std::fs::File::create(path)
+            .map_err(|e| Error::Unsupported(format!("cannot create {}: {e}", path.display())))?;
+        report
+            .write_histogram(std::io::BufWriter::new(file))
+            .map_err(|e| Error::Unsupported(format!("cannot write {}: {e}", path.display())))?;
+    }
+    let text = if args.json {
+        report.json() + "\n"
+    } else {
+        report.text()
+    };
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Unsupported(format!(
+            "cannot write to standard output: {e}"
+        ))),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn progress_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(1000);
+    let style = indicatif::ProgressStyle::with_template("{bar:30} {msg}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+/// Shows `p` on the bar; `last` is the previous (elapsed, done), for the
+/// current rate.
+fn show(bar: &indicatif::ProgressBar, p: &Progress, last: (Duration, u64)) {
+    let fraction = match (p.total, p.planned) {
+        (Some(total), _) if !total.is_zero() => p.elapsed.as_secs_f64() / total.as_secs_f64(),
+        (_, Some(planned)) => p.done as f64 / planned as f64,
+        _ => 0.0,
+    };
+    bar.set_position((fraction.clamp(0.0, 1.0) * 1000.0) as u64);
+    let elapsed = p.elapsed.as_secs_f64();
+    let of = match (p.total, p.planned) {
+        (Some(total), _) => format!("{elapsed:.1}s/{:.1}s", total.as_secs_f64()),
+        (_, Some(planned)) => format!("{}/{planned} requests, {elapsed:.1}s", p.done),
+        _ => format!("{elapsed:.1}s"),
+    };
+    let phase = if p.warming_up { "warming up, " } else { "" };
+    bar.set_message(format!(
+        "{phase}{of}, {:.0} req/s, {} errors",
+        p.done.saturating_sub(last.1) as f64
+            / p.elapsed.saturating_sub(last.0).as_secs_f64().max(0.001),
+        p.errors
+    ));
+}
