@@ -411,18 +411,7 @@ struct UnixConnector(UnixAddr);
 impl Connector for UnixConnector {
     type Stream = tokio::net::UnixStream;
     async fn connect(&self) -> io::Result<Self::Stream> {
-        match &self.0 {
-            UnixAddr::Path(path) => tokio::net::UnixStream::connect(path).await,
-            UnixAddr::Abstract(name) => {
-                use std::os::linux::net::SocketAddrExt;
-                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
-                // connect(2) on a Unix socket does not wait for the server:
-                // it succeeds or fails (ECONNREFUSED, EAGAIN) at once.
-                let stream = std::os::unix::net::UnixStream::connect_addr(&addr)?;
-                stream.set_nonblocking(true)?;
-                tokio::net::UnixStream::from_std(stream)
-            }
-        }
+        crate::socket::unix_connect(&self.0).await
     }
 }
 
@@ -707,21 +696,12 @@ async fn sleep_until_opt(at: Option<Instant>) {
 /// datagram back (a lost one is a timeout).
 async fn drive_datagram(thread: &Thread<'_>, mut schedule: Option<Schedule>, addr: SocketAddr) {
     let plan = thread.plan;
-    let local: SocketAddr = if addr.is_ipv4() {
-        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
     let mut buf = vec![0u8; 65536];
     let mut backoff = FIRST_BACKOFF;
     'socket: loop {
-        let socket = match tokio::net::UdpSocket::bind(local).await {
-            Ok(s) => s,
-            Err(_) => return,
-        };
-        if socket.connect(addr).await.is_err() {
+        let Ok(socket) = crate::socket::udp_connect(addr) else {
             return;
-        }
+        };
         loop {
             let Some(mut request) = next_request(thread, &mut schedule).await else {
                 return;
