@@ -66,8 +66,16 @@ impl Cli {
 impl Command {
     /// Whether the command wants a multi-threaded runtime (servers do; a
     /// one-shot client does not).
+    ///
+    /// On a single core (or pinned to one with `taskset`), a server runs on
+    /// the current-thread runtime: it has one worker either way, and its
+    /// run queue is FIFO, while the multi-thread scheduler's 256-slot local
+    /// queue overflows into a global queue polled every 61 tasks, which
+    /// made p99 latency with 1,000 connections 5x nginx's (`bench/run`,
+    /// c1000 scenario; current-thread halved it at the same req/s).
     pub fn wants_multi_thread(&self) -> bool {
-        matches!(self, Command::Serve(_))
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        matches!(self, Command::Serve(_)) && cores > 1
     }
 
     /// Runs the command to completion.
