@@ -107,25 +107,12 @@ pub async fn send(endpoint: &Endpoint, data: &[u8], opts: &SendOptions) -> Resul
             exchange(stream, &addr.to_string(), data, opts).await
         }
         Endpoint::Unix(addr) => {
-            let stream = within(
-                opts.timeout,
-                "connecting to",
-                &name,
-                socket::unix_connect(addr),
-            )
-            .await?
-            .map_err(connect_err)?;
+            let stream = connect_within(opts.timeout, &name, socket::unix_connect(addr)).await?;
             exchange(stream, &name, data, opts).await
         }
         Endpoint::SeqPacket(addr) => {
-            let stream = within(
-                opts.timeout,
-                "connecting to",
-                &name,
-                socket::seqpacket_connect(addr),
-            )
-            .await?
-            .map_err(connect_err)?;
+            let stream =
+                connect_within(opts.timeout, &name, socket::seqpacket_connect(addr)).await?;
             exchange_message(stream, &name, data, opts).await
         }
         Endpoint::Udp(hp) => {
@@ -328,6 +315,25 @@ pub(crate) async fn connect_first(
         host: "(no address)".into(),
         reason: "no addresses to connect to".into(),
     }))
+}
+
+/// Runs a connect future within `timeout`, naming `addr` in either error.
+///
+/// # Errors
+///
+/// [`Error::Timeout`] when it takes too long, [`Error::Connect`] when it
+/// fails.
+pub(crate) async fn connect_within<T>(
+    timeout: Option<Duration>,
+    addr: &str,
+    connect: impl std::future::Future<Output = std::io::Result<T>>,
+) -> Result<T> {
+    within(timeout, "connecting to", addr, connect)
+        .await?
+        .map_err(|source| Error::Connect {
+            addr: addr.to_owned(),
+            source,
+        })
 }
 
 /// Runs `fut` within `timeout`, if there is one.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tracing::info;
 
 use super::{bridge_datagram, bridge_stream, BridgeOptions, End, Stdio};
-use crate::client::{connect_first, within, DEFAULT_TIMEOUT};
+use crate::client::{connect_first, connect_within, DEFAULT_TIMEOUT};
 use crate::endpoint::{Endpoint, Family};
 use crate::socket;
 use crate::{Error, Result};
@@ -71,26 +71,13 @@ pub async fn connect(endpoint: &Endpoint, stdio: &mut Stdio, opts: &ConnectOptio
             bridge_datagram(&socket, stdio, &opts.bridge, &addr.to_string()).await
         }
         Endpoint::Unix(addr) => {
-            let stream = within(
-                opts.timeout,
-                "connecting to",
-                &name,
-                socket::unix_connect(addr),
-            )
-            .await?
-            .map_err(failed)?;
+            let stream = connect_within(opts.timeout, &name, socket::unix_connect(addr)).await?;
             info!(target: "sockit::conn", "Connected to {endpoint}");
             bridge_stream(stream, stdio, &opts.bridge, &name).await
         }
         Endpoint::SeqPacket(addr) => {
-            let stream = within(
-                opts.timeout,
-                "connecting to",
-                &name,
-                socket::seqpacket_connect(addr),
-            )
-            .await?
-            .map_err(failed)?;
+            let stream =
+                connect_within(opts.timeout, &name, socket::seqpacket_connect(addr)).await?;
             info!(target: "sockit::conn", "Connected to {endpoint}");
             bridge_stream(stream, stdio, &opts.bridge, &name).await
         }
@@ -101,10 +88,5 @@ pub async fn connect(endpoint: &Endpoint, stdio: &mut Stdio, opts: &ConnectOptio
             info!(target: "sockit::conn", "Sending to {endpoint}");
             bridge_datagram(&*socket, stdio, &opts.bridge, &name).await
         }
-        #[allow(unreachable_patterns)]
-        other => Err(Error::Unsupported(format!(
-            "cannot connect to {other}: the {} transport has no stream or datagram bridge",
-            other.transport()
-        ))),
     }
 }

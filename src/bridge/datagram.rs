@@ -185,21 +185,9 @@ pub async fn bridge_datagram<D: Datagram>(
 mod tests {
     use super::*;
     use crate::bridge::Framing;
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Sink {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::bridge::tests::Sink;
 
     #[tokio::test]
     async fn each_line_is_one_datagram_and_the_first_sender_is_the_peer() {
