@@ -5,8 +5,8 @@
 //! Not part of the public API: compiled for tests and with the `fuzzing`
 //! feature only.
 
+use crate::conn::ConnLimits;
 use crate::http::{parse_request_head, sniff, BodyLength, BodySkipper};
-use crate::server::Limits;
 use crate::service::Hello;
 use crate::Endpoint;
 
@@ -86,11 +86,10 @@ pub fn hello_exchange(data: &[u8]) {
 /// Small, so fuzzing reaches the flush path.
 const EXCHANGE_UNWRITTEN: usize = 1024;
 
-fn exchange_limits() -> Limits {
-    Limits {
-        max_connections: 1,
+fn exchange_limits() -> ConnLimits {
+    ConnLimits {
         max_unwritten_bytes: EXCHANGE_UNWRITTEN,
-        ..Limits::default()
+        ..ConnLimits::default()
     }
 }
 

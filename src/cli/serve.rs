@@ -8,7 +8,7 @@ use tracing::{debug, info};
 
 use sockit::endpoint::{Endpoint, Family};
 use sockit::server::limits::{self, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_UNWRITTEN_BYTES};
-use sockit::server::{Builder, Limits, Server, Signals, DEFAULT_GRACE};
+use sockit::server::{Builder, ConnLimits, Limits, Server, Signals, DEFAULT_GRACE};
 use sockit::service::hello::{Hello, DEFAULT_REPLY};
 use sockit::service::{Chargen, Daytime, Discard, Echo, Service};
 use sockit::socket::DEFAULT_BACKLOG;
@@ -143,16 +143,18 @@ pub async fn run(args: ServeArgs) -> sockit::Result<ExitCode> {
         Err(err) => debug!(%err, "could not raise the descriptor limit"),
     }
     let limits = Limits {
-        max_header_bytes: args.max_header_bytes,
         max_connections: args
             .max_conns
             .map_or_else(limits::default_max_connections, |n| {
                 usize::try_from(n).unwrap_or(usize::MAX)
             }),
-        header_timeout: args.header_timeout,
-        idle_timeout: args.idle_timeout,
-        write_timeout: args.write_timeout,
-        max_unwritten_bytes: DEFAULT_MAX_UNWRITTEN_BYTES,
+        per_connection: ConnLimits {
+            max_header_bytes: args.max_header_bytes,
+            header_timeout: args.header_timeout,
+            idle_timeout: args.idle_timeout,
+            write_timeout: args.write_timeout,
+            max_unwritten_bytes: DEFAULT_MAX_UNWRITTEN_BYTES,
+        },
     };
     debug_assert_eq!(DEFAULT_GRACE, Duration::from_secs(5));
     let mut builder = Server::builder()

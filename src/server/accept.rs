@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, warn, Instrument};
 
-use crate::conn::ConnReport;
+use crate::conn::{Conn, ConnReport};
 use crate::server::listener::Listener;
 use crate::server::panic::catch_panic;
 use crate::server::Shared;
@@ -253,18 +253,19 @@ pub(crate) async fn accept_loop<L: Listener, S: Service>(
             info!(target: "sockit::conn", "Accept new connection from {peer}");
         }
         let span = tracing::debug_span!("conn", %peer);
-        let ctx = crate::conn::ConnContext {
-            peer: peer.clone(),
-            shutdown: shared.shutdown.clone(),
-            limits: shared.limits.clone(),
-        };
+        let conn = Conn::new(
+            io,
+            peer.clone(),
+            shared.shutdown.clone(),
+            shared.conn_limits.clone(),
+        );
         let service = service.clone();
         let stats = shared.stats.clone();
         shared.tracker.spawn(
             async move {
                 // The connection boundary: a panic in the service drops its
                 // stream (closing the socket) and ends only this task.
-                let report = match catch_panic(service.serve(io, ctx)).await {
+                let report = match catch_panic(service.serve(conn)).await {
                     Ok(report) => report,
                     Err(panic) => {
                         error!("connection from {peer} closed: the service panicked: {panic}");

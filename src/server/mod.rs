@@ -40,7 +40,7 @@ mod panic;
 pub mod shutdown;
 pub mod socket_file;
 
-pub use limits::Limits;
+pub use limits::{ConnLimits, Limits};
 pub use listener::{Listener, LocalAddr};
 pub use shutdown::Signals;
 pub use socket_file::SocketFile;
@@ -88,8 +88,8 @@ pub(crate) struct Shared {
     /// One permit per connection being served: bounds concurrency at
     /// `limits.max_connections`, and the permit moves into the task.
     pub(crate) slots: Arc<Semaphore>,
-    /// Handed to every connection.
-    pub(crate) limits: Arc<Limits>,
+    /// Handed to every connection's [`Conn`](crate::conn::Conn).
+    pub(crate) conn_limits: Arc<ConnLimits>,
     /// Counters for the summary.
     pub(crate) stats: Arc<Stats>,
 }
@@ -257,7 +257,8 @@ impl Builder {
         self
     }
 
-    /// The limits every connection is held to. Default is [`Limits::default`].
+    /// The limits the server and every connection are held to. Default is
+    /// [`Limits::default`].
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
@@ -317,7 +318,7 @@ impl Builder {
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),
                 slots: Arc::new(Semaphore::new(max)),
-                limits: Arc::new(self.limits),
+                conn_limits: Arc::new(self.limits.per_connection),
                 stats: Arc::new(Stats::default()),
             }),
             grace: self.grace,

@@ -8,11 +8,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tokio::io::AsyncWriteExt;
 use tracing::debug;
 
-use crate::conn::{ConnContext, ConnReport, Connection};
-use crate::service::{is_peer_gone, Service};
+use crate::conn::{is_routine_end, Conn, ConnReport, Connection};
+use crate::service::Service;
 
 /// Characters per line, before CR LF.
 const LINE: usize = 72;
@@ -67,24 +66,20 @@ impl Chargen {
 }
 
 impl Service for Chargen {
-    async fn serve<C: Connection>(&self, mut conn: C, ctx: ConnContext) -> ConnReport {
+    async fn serve<C: Connection>(&self, mut conn: Conn<C>) -> ConnReport {
         let mut report = ConnReport::default();
-        loop {
-            tokio::select! {
-                biased;
-                () = ctx.shutdown.cancelled() => break,
-                written = conn.write_all(&self.cycle) => match written {
-                    Ok(()) => report.requests += 1,
-                    Err(err) => {
-                        // The client closing is how chargen normally ends.
-                        report.error = !is_peer_gone(&err);
-                        debug!(peer = %ctx.peer, %err, "chargen stopped");
-                        return report;
-                    }
-                },
+        // Each cycle is a request: shutdown is noticed between two, and a
+        // client that stops reading is dropped at the write timeout.
+        while !conn.is_shutting_down() {
+            if let Err(err) = conn.write_all(&self.cycle).await {
+                // The client closing is how chargen normally ends.
+                report.error = !is_routine_end(&err);
+                debug!(peer = %conn.peer(), %err, "chargen stopped");
+                return report;
             }
+            report.requests += 1;
         }
-        let _ = conn.shutdown().await;
+        let _ = conn.shutdown_write().await;
         report
     }
 

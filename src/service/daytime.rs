@@ -7,17 +7,15 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::io::AsyncWriteExt;
-
-use crate::conn::{ConnContext, ConnReport, Connection};
-use crate::service::{linger_close, Service};
+use crate::conn::{Conn, ConnReport, Connection};
+use crate::service::Service;
 
 /// The `daytime` service.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Daytime;
 
 impl Service for Daytime {
-    async fn serve<C: Connection>(&self, mut conn: C, _ctx: ConnContext) -> ConnReport {
+    async fn serve<C: Connection>(&self, mut conn: Conn<C>) -> ConnReport {
         let mut line = Vec::new();
         push_daytime(&mut line, SystemTime::now());
         let mut report = ConnReport::default();
@@ -25,7 +23,7 @@ impl Service for Daytime {
             report.requests = 1;
             // Whatever the client sent is ignored; drain it so the close
             // is a FIN, not a RST that could destroy the line.
-            linger_close(&mut conn).await;
+            conn.linger_close().await;
         }
         report
     }

@@ -3,32 +3,32 @@
 use bytes::BytesMut;
 use tracing::debug;
 
-use crate::conn::{ConnContext, ConnReport, Connection};
-use crate::service::{is_peer_gone, read_more, Clock, Read, Service};
+use crate::conn::{is_routine_end, Conn, ConnReport, Connection, Read};
+use crate::service::Service;
 
 /// The `discard` service.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Discard;
 
 impl Service for Discard {
-    async fn serve<C: Connection>(&self, mut conn: C, ctx: ConnContext) -> ConnReport {
+    async fn serve<C: Connection>(&self, mut conn: Conn<C>) -> ConnReport {
+        conn.stream_timeouts();
         let mut report = ConnReport::default();
         let mut buf = BytesMut::new();
-        let mut clock = Clock::for_stream();
         loop {
-            match read_more(&mut conn, &mut buf, &ctx, &mut clock).await {
+            match conn.read(&mut buf).await {
                 Ok(Read::Data) => {
                     buf.clear();
                     report.requests += 1;
                     // A sender that never pauses must not hold shutdown up.
-                    if ctx.shutdown.is_cancelled() {
+                    if conn.is_shutting_down() {
                         return report;
                     }
                 }
                 Ok(Read::Eof | Read::Shutdown | Read::TimedOut(_)) => return report,
                 Err(err) => {
-                    report.error = !is_peer_gone(&err);
-                    debug!(peer = %ctx.peer, %err, "read failed");
+                    report.error = !is_routine_end(&err);
+                    debug!(peer = %conn.peer(), %err, "read failed");
                     return report;
                 }
             }

@@ -5,61 +5,52 @@
 //! back as one message; a datagram comes back byte for byte.
 
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
 use tracing::debug;
 
-use crate::conn::{ConnContext, ConnReport, Connection};
-use crate::service::{is_peer_gone, Service};
-
-/// How much the buffer grows by for a stream read.
-const READ_CHUNK: usize = 16 * 1024;
+use crate::conn::{is_routine_end, Conn, ConnReport, Connection, Read};
+use crate::service::Service;
 
 /// The `echo` service.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Echo;
 
 impl Service for Echo {
-    async fn serve<C: Connection>(&self, mut conn: C, ctx: ConnContext) -> ConnReport {
+    async fn serve<C: Connection>(&self, mut conn: Conn<C>) -> ConnReport {
+        conn.stream_timeouts();
         let mut report = ConnReport::default();
         let mut buf = BytesMut::new();
         loop {
-            // `&mut`, moved in: the future stays `Send` (`C` need not be `Sync`).
-            let waiting = &mut conn;
-            let ready = tokio::select! {
-                biased;
-                ready = std::future::poll_fn(move |cx| waiting.poll_read_ready(cx)) => ready,
-                () = ctx.shutdown.cancelled() => return report,
-            };
-            // `try_read_buf`, not `AsyncRead`: on seqpacket it takes one
-            // whole message however long, so one write sends it back as one
-            // message.
-            buf.reserve(READ_CHUNK);
-            let read = ready.and_then(|()| conn.try_read_buf(&mut buf));
-            match read {
-                Ok(0) => {
-                    // Half-close: the client has sent everything and all of
-                    // it has been echoed; now end our side too.
-                    let _ = conn.shutdown().await;
-                    return report;
-                }
-                Ok(_) => {
+            // `read_message`: on seqpacket one whole message, however long,
+            // so one write sends it back as one message.
+            match conn.read_message(&mut buf).await {
+                Ok(Read::Data) => {
                     if let Err(err) = conn.write_all(&buf).await {
-                        report.error = !is_peer_gone(&err);
-                        debug!(peer = %ctx.peer, %err, "write failed");
+                        report.error = !is_routine_end(&err);
+                        debug!(peer = %conn.peer(), %err, "write failed");
                         return report;
                     }
                     buf.clear();
                     report.requests += 1;
                     // Shutting down: this chunk was the request in flight.
-                    if ctx.shutdown.is_cancelled() {
-                        let _ = conn.shutdown().await;
+                    if conn.is_shutting_down() {
+                        let _ = conn.shutdown_write().await;
                         return report;
                     }
                 }
-                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+                Ok(Read::Eof) => {
+                    // Half-close: the client has sent everything and all of
+                    // it has been echoed; now end our side too.
+                    let _ = conn.shutdown_write().await;
+                    return report;
+                }
+                Ok(Read::Shutdown) => return report,
+                Ok(Read::TimedOut(timeout)) => {
+                    debug!(peer = %conn.peer(), "closing: {timeout}");
+                    return report;
+                }
                 Err(err) => {
-                    report.error = !is_peer_gone(&err);
-                    debug!(peer = %ctx.peer, %err, "read failed");
+                    report.error = !is_routine_end(&err);
+                    debug!(peer = %conn.peer(), %err, "read failed");
                     return report;
                 }
             }

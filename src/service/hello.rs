@@ -12,12 +12,12 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tracing::{debug, info};
 
-use crate::conn::{ConnContext, ConnReport, Connection};
+use crate::conn::{
+    is_routine_end, Conn, ConnLimits, ConnReport, Connection, PeerAddr, Read, Timeout,
+};
 use crate::escape::Escaped;
 use crate::http::{self, BodySkipper, RequestError, Sniff};
-use crate::service::{
-    is_peer_gone, linger_close, read_more, write_all, Clock, Read, Service, Timeout,
-};
+use crate::service::Service;
 
 /// The body the tutorial's server sends.
 pub const DEFAULT_REPLY: &str = "Hello, world!";
@@ -129,8 +129,9 @@ struct Exchange {
     body: BodySkipper,
     /// The response to send once that body is over.
     owed: Option<Owed>,
-    /// Where the current request is, for the read timeouts.
-    clock: Clock,
+    /// A head or a body was completed since the connection's clock was last
+    /// told: the next read's timeout changes.
+    progressed: bool,
 }
 
 impl Exchange {
@@ -139,7 +140,46 @@ impl Exchange {
             sniffing: true,
             body: BodySkipper::Done,
             owed: None,
-            clock: Clock::for_requests(),
+            progressed: false,
+        }
+    }
+
+    /// Tells the connection's clock where the request now is, if that
+    /// changed: a body is arriving, or the connection is between requests.
+    /// Unchanged, a head's deadline stands (slowloris).
+    fn tell_clock<C: Connection>(&mut self, conn: &mut Conn<C>) {
+        if std::mem::take(&mut self.progressed) {
+            if self.body.is_done() {
+                conn.request_done();
+            } else {
+                conn.head_done(true);
+            }
+        }
+    }
+
+    /// Whether bytes of an unfinished request are buffered or owed: at end
+    /// of stream that request was cut off. Empty lines are no request (RFC
+    /// 9112 §2.2).
+    fn is_mid_request(&self, buf: &[u8]) -> bool {
+        !self.body.is_done() || !http::is_only_empty_lines(buf)
+    }
+}
+
+/// What [`Hello::process`] needs to know of the connection.
+#[derive(Debug, Clone, Copy)]
+struct Env<'a> {
+    limits: &'a ConnLimits,
+    peer: &'a PeerAddr,
+    /// The server is shutting down: answer with `Connection: close`.
+    closing: bool,
+}
+
+impl<'a> Env<'a> {
+    fn of<C: Connection>(conn: &'a Conn<C>) -> Self {
+        Env {
+            limits: conn.limits(),
+            peer: conn.peer(),
+            closing: conn.is_shutting_down(),
         }
     }
 }
@@ -152,11 +192,11 @@ impl Hello {
         ex: &mut Exchange,
         buf: &mut BytesMut,
         out: &mut Vec<u8>,
-        ctx: &ConnContext,
+        env: Env<'_>,
         report: &mut ConnReport,
     ) -> Next {
         loop {
-            if out.len() >= ctx.limits.max_unwritten_bytes {
+            if out.len() >= env.limits.max_unwritten_bytes {
                 return Next::Flush;
             }
             if !ex.body.is_done() {
@@ -171,7 +211,7 @@ impl Hello {
                 if !ex.body.is_done() {
                     return Next::Read;
                 }
-                ex.clock.request_done();
+                ex.progressed = true;
                 if let Some(owed) = ex.owed.take() {
                     self.push_ok(out, owed);
                     report.requests += 1;
@@ -186,25 +226,25 @@ impl Hello {
                 return Next::Read;
             }
             if ex.sniffing {
-                match http::sniff(buf, ctx.limits.max_header_bytes) {
+                match http::sniff(buf, env.limits.max_header_bytes) {
                     Sniff::Http => ex.sniffing = false,
                     Sniff::Raw => return Next::Raw,
                     Sniff::NeedMore => return Next::Read,
                 }
             }
-            let head = match http::parse_request_head(buf, ctx.limits.max_header_bytes) {
+            let head = match http::parse_request_head(buf, env.limits.max_header_bytes) {
                 Ok(Some(head)) => head,
                 Ok(None) => return Next::Read,
                 Err(err) => {
-                    debug!(peer = %ctx.peer, error = ?err, "bad request");
+                    debug!(peer = %env.peer, error = ?err, "bad request");
                     push_error(out, err);
                     report.error = true;
                     return Next::Close { linger: true };
                 }
             };
-            info!(target: "sockit::request", "{} {}", ctx.peer, Escaped::truncated(&buf[..head.len], LOGGED_REQUEST_BYTES));
+            info!(target: "sockit::request", "{} {}", env.peer, Escaped::truncated(&buf[..head.len], LOGGED_REQUEST_BYTES));
             buf.advance(head.len);
-            let header = if !head.keep_alive || ctx.shutdown.is_cancelled() {
+            let header = if !head.keep_alive || env.closing {
                 ConnectionHeader::Close
             } else if head.minor_version == 0 {
                 ConnectionHeader::KeepAlive
@@ -216,7 +256,7 @@ impl Hello {
                 header,
             };
             ex.body = BodySkipper::new(head.body);
-            ex.clock.head_done(!ex.body.is_done());
+            ex.progressed = true;
             if ex.body.is_done() {
                 self.push_ok(out, owed);
                 report.requests += 1;
@@ -235,17 +275,11 @@ impl Hello {
     }
 
     /// The tutorial's reply: the bytes, then close.
-    async fn answer_raw<C: Connection>(
-        &self,
-        conn: &mut C,
-        received: &[u8],
-        ctx: &ConnContext,
-        clock: &mut Clock,
-    ) {
-        info!(target: "sockit::request", "{} {}", ctx.peer, Escaped::truncated(received, LOGGED_REQUEST_BYTES));
-        match write_all(conn, &self.body, &ctx.limits, clock).await {
-            Ok(()) => linger_close(conn).await,
-            Err(err) => debug!(peer = %ctx.peer, %err, "write failed"),
+    async fn answer_raw<C: Connection>(&self, conn: &mut Conn<C>, received: &[u8]) {
+        info!(target: "sockit::request", "{} {}", conn.peer(), Escaped::truncated(received, LOGGED_REQUEST_BYTES));
+        match conn.write_all(&self.body).await {
+            Ok(()) => conn.linger_close().await,
+            Err(err) => debug!(peer = %conn.peer(), %err, "write failed"),
         }
     }
 }
@@ -271,11 +305,12 @@ impl Hello {
     /// followed by end of stream, without sockets or a runtime: the same
     /// steps as [`Service::serve`], minus the waiting.
     #[doc(hidden)]
-    pub fn exchange(&self, reads: &[&[u8]], limits: crate::server::Limits) -> Transcript {
-        let ctx = ConnContext {
-            peer: crate::conn::PeerAddr::Unix(None),
-            shutdown: tokio_util::sync::CancellationToken::new(),
-            limits: std::sync::Arc::new(limits),
+    pub fn exchange(&self, reads: &[&[u8]], limits: ConnLimits) -> Transcript {
+        let peer = PeerAddr::Unix(None);
+        let env = Env {
+            limits: &limits,
+            peer: &peer,
+            closing: false,
         };
         let mut report = ConnReport::default();
         let mut t = Transcript::default();
@@ -283,17 +318,17 @@ impl Hello {
         let mut out = Vec::new();
         let mut ex = Exchange::new();
         for read in reads {
-            // As read_more: a read appends at most the spare capacity after
+            // As `Conn::read`: a read appends at most the spare capacity after
             // reserving a chunk; what does not fit comes with the next read.
             let mut read = *read;
             while !read.is_empty() {
-                buf.reserve(crate::service::READ_CHUNK);
+                buf.reserve(crate::conn::READ_CHUNK);
                 let take = read.len().min(buf.capacity() - buf.len());
                 buf.extend_from_slice(&read[..take]);
                 read = &read[take..];
                 t.max_buf_capacity = t.max_buf_capacity.max(buf.capacity());
                 loop {
-                    let next = self.process(&mut ex, &mut buf, &mut out, &ctx, &mut report);
+                    let next = self.process(&mut ex, &mut buf, &mut out, env, &mut report);
                     t.max_unwritten = t.max_unwritten.max(out.len());
                     t.written.append(&mut out);
                     match next {
@@ -312,8 +347,11 @@ impl Hello {
                 }
             }
         }
+        // End of stream, as `serve` handles it.
         if ex.sniffing {
             t.written.extend_from_slice(&self.body);
+        } else if ex.is_mid_request(&buf) {
+            push_error(&mut t.written, RequestError::BadRequest);
         }
         t
     }
@@ -327,26 +365,25 @@ impl Service for Hello {
         true
     }
 
-    async fn serve<C: Connection>(&self, mut conn: C, ctx: ConnContext) -> ConnReport {
+    async fn serve<C: Connection>(&self, mut conn: Conn<C>) -> ConnReport {
         let mut report = ConnReport::default();
         let mut buf = BytesMut::new();
         let mut out = Vec::new();
         let mut ex = Exchange::new();
         loop {
-            let next = self.process(&mut ex, &mut buf, &mut out, &ctx, &mut report);
+            let next = self.process(&mut ex, &mut buf, &mut out, Env::of(&conn), &mut report);
+            ex.tell_clock(&mut conn);
             if next == Next::Raw {
-                self.answer_raw(&mut conn, &buf, &ctx, &mut ex.clock).await;
+                self.answer_raw(&mut conn, &buf).await;
                 report.requests += 1;
                 return report;
             }
             if !out.is_empty() {
                 // Nothing more is read until this is written: a client that
                 // does not read its responses stops being read (backpressure).
-                if let Err(err) = write_all(&mut conn, &out, &ctx.limits, &mut ex.clock).await {
-                    if !is_peer_gone(&err) && err.kind() != std::io::ErrorKind::TimedOut {
-                        report.error = true;
-                    }
-                    debug!(peer = %ctx.peer, %err, "write failed");
+                if let Err(err) = conn.write_all(&out).await {
+                    report.error |= !is_routine_end(&err);
+                    debug!(peer = %conn.peer(), %err, "write failed");
                     return report;
                 }
                 // Nothing more to answer yet: the connection may now sit
@@ -362,37 +399,42 @@ impl Service for Hello {
                     // Without unread input, dropping the socket sends FIN
                     // after the response: no shutdown(2) needed.
                     if linger {
-                        linger_close(&mut conn).await;
+                        conn.linger_close().await;
                     }
                     return report;
                 }
                 Next::Flush => continue,
                 Next::Read | Next::Raw => {}
             }
-            match read_more(&mut conn, &mut buf, &ctx, &mut ex.clock).await {
+            match conn.read(&mut buf).await {
                 Ok(Read::Data) => {}
                 Ok(Read::Eof) => {
-                    // The tutorial answers whatever it received, even nothing,
-                    // once the client has finished sending.
                     if ex.sniffing {
-                        self.answer_raw(&mut conn, &buf, &ctx, &mut ex.clock).await;
+                        // The tutorial answers whatever it received, even
+                        // nothing, once the client has finished sending.
+                        self.answer_raw(&mut conn, &buf).await;
                         report.requests += 1;
+                    } else if ex.is_mid_request(&buf) {
+                        // A request cut off by the end of the stream is an
+                        // error, not a wait (RFC 9112 §8: incomplete).
+                        debug!(peer = %conn.peer(), "end of stream inside a request");
+                        push_error(&mut out, RequestError::BadRequest);
+                        report.error = true;
+                        let _ = conn.write_all(&out).await;
                     }
                     return report;
                 }
                 Ok(Read::Shutdown) => return report,
                 Ok(Read::TimedOut(timeout)) => {
-                    debug!(peer = %ctx.peer, "closing: {timeout}");
+                    debug!(peer = %conn.peer(), "closing: {timeout}");
                     if timeout == Timeout::Header && !buf.is_empty() {
                         report.error = true;
                     }
                     return report;
                 }
                 Err(err) => {
-                    if !is_peer_gone(&err) {
-                        report.error = true;
-                    }
-                    debug!(peer = %ctx.peer, %err, "read failed");
+                    report.error |= !is_routine_end(&err);
+                    debug!(peer = %conn.peer(), %err, "read failed");
                     return report;
                 }
             }
@@ -410,9 +452,9 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
+    use crate::conn::ConnLimits;
     use crate::conn::PeerAddr;
     use crate::fuzzing::normalize;
-    use crate::server::Limits;
     use crate::service::mock;
 
     /// Valid requests of every framing hello handles; none closes.
@@ -420,17 +462,16 @@ mod tests {
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
         b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n",
         b"GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
-        b"POST /f HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello=world",
-        b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\nT: v\r\n\r\n",
+        b"POST /f HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello=world",
+        b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\nT: v\r\n\r\n",
         b"OPTIONS * HTTP/1.1\r\nHost: x\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n",
     ];
 
-    fn limits() -> Limits {
-        Limits {
-            max_connections: 1,
+    fn limits() -> ConnLimits {
+        ConnLimits {
             // Small enough that long pipelines go through several batches.
             max_unwritten_bytes: 1000,
-            ..Limits::default()
+            ..ConnLimits::default()
         }
     }
 
@@ -492,12 +533,13 @@ mod tests {
             .unwrap();
         runtime.block_on(async move {
             let (conn, client) = mock::pair(512);
-            let ctx = ConnContext {
-                peer: PeerAddr::Unix(None),
-                shutdown: CancellationToken::new(),
-                limits: Arc::new(limits()),
-            };
-            let server = tokio::spawn(async move { Hello::default().serve(conn, ctx).await });
+            let conn = Conn::new(
+                conn,
+                PeerAddr::Unix(None),
+                CancellationToken::new(),
+                Arc::new(limits()),
+            );
+            let server = tokio::spawn(async move { Hello::default().serve(conn).await });
             let (mut rx, mut tx) = tokio::io::split(client);
             let reader = tokio::spawn(async move {
                 let mut got = Vec::new();
@@ -544,28 +586,27 @@ mod tests {
     /// keep-alive connection).
     #[test]
     fn a_connection_future_is_small() {
-        let (limits, shutdown) = (
-            std::sync::Arc::new(crate::server::Limits::default()),
-            tokio_util::sync::CancellationToken::new(),
-        );
-        let ctx = ConnContext {
-            peer: crate::conn::PeerAddr::Unix(None),
-            shutdown,
-            limits,
-        };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async {
             let (a, _b) = tokio::net::UnixStream::pair().unwrap();
+            let conn = Conn::new(
+                a,
+                PeerAddr::Unix(None),
+                tokio_util::sync::CancellationToken::new(),
+                std::sync::Arc::new(ConnLimits::default()),
+            );
             let hello = Hello::default();
-            let fut = hello.serve(a, ctx);
+            let fut = hello.serve(conn);
             let size = std::mem::size_of_val(&fut);
-            // 472 bytes before the timeouts; they add 72: the `Clock` (16)
+            // 472 bytes before the timeouts; they added 72: the `Clock` (16)
             // and the timer's poll in the read wait. The timer itself (a
             // 96-byte `Sleep`) is boxed once per connection, at its first wait.
-            assert!(size <= 544, "the connection future is {size} bytes");
+            // The guarded `Conn` added 48 (its write queue's pointer, and the
+            // read future's own frame around the readiness wait).
+            assert!(size <= 600, "the connection future is {size} bytes");
         });
     }
 }

@@ -398,7 +398,8 @@ mod panic {
     use std::io::Write;
     use std::sync::{Arc, Mutex};
 
-    use sockit::conn::{ConnContext, ConnReport, Connection};
+    use bytes::BytesMut;
+    use sockit::conn::{Conn, ConnReport, Connection};
     use sockit::server::Server;
     use sockit::service::Service;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -408,11 +409,11 @@ mod panic {
     struct Buggy;
 
     impl Service for Buggy {
-        async fn serve<C: Connection>(&self, mut conn: C, ctx: ConnContext) -> ConnReport {
-            let mut request = [0u8; 64];
-            let n = conn.read(&mut request).await.unwrap_or(0);
-            if request[..n].starts_with(b"!") {
-                panic!("bug triggered by {}", ctx.peer);
+        async fn serve<C: Connection>(&self, mut conn: Conn<C>) -> ConnReport {
+            let mut request = BytesMut::new();
+            let _ = conn.read(&mut request).await;
+            if request.starts_with(b"!") {
+                panic!("bug triggered by {}", conn.peer());
             }
             let _ = conn.write_all(b"Hello, world!").await;
             ConnReport {

@@ -1,18 +1,29 @@
-//! What a service is handed for each accepted connection: the byte stream,
-//! the peer's address, and the server's shutdown and limits.
+//! What a service is handed for each accepted connection: [`Conn`], the
+//! socket behind the connection's timeouts and write queue, with the peer's
+//! address and the server's shutdown signal.
+//!
+//! - `handle.rs`: [`Conn`], the only way a service reaches its socket
+//! - [`limits`]: [`ConnLimits`], the bounds every connection is held to
+//! - `clock.rs`: which timeout applies to each wait, and the one timer
 
 use std::fmt;
 use std::io;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::sync::CancellationToken;
 
-use crate::server::Limits;
+mod clock;
+mod handle;
+pub mod limits;
 
-/// A connected stream socket a service reads and writes.
+pub use clock::Timeout;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use handle::READ_CHUNK;
+pub use handle::{is_routine_end, Conn, Read};
+pub use limits::ConnLimits;
+
+/// A connected stream socket, as [`Conn`] drives it.
 ///
 /// Besides `AsyncRead`/`AsyncWrite`, a service can wait for readability
 /// without holding a buffer ([`Connection::poll_read_ready`] then a read):
@@ -71,18 +82,6 @@ impl fmt::Display for PeerAddr {
             PeerAddr::Unix(None) => write!(f, "unix:<unnamed>"),
         }
     }
-}
-
-/// Everything about one connection except the stream itself.
-#[derive(Debug, Clone)]
-pub struct ConnContext {
-    /// Who is on the other end.
-    pub peer: PeerAddr,
-    /// Cancelled when the server starts shutting down: a service finishes
-    /// the request in flight, then closes.
-    pub shutdown: CancellationToken,
-    /// The server's limits.
-    pub limits: Arc<Limits>,
 }
 
 /// What a service reports when a connection ends, for the server's summary.
