@@ -6,7 +6,7 @@
 //! feature only.
 
 use crate::conn::ConnLimits;
-use crate::http::{parse_request_head, sniff, BodyLength, BodySkipper};
+use crate::http::{parse_request_head, sniff, BodyLength, BodySkipper, RequestError};
 use crate::service::Hello;
 use crate::Endpoint;
 
@@ -31,6 +31,62 @@ pub fn http_request(data: &[u8]) {
             assert!(used + more <= data.len());
         }
     }
+}
+
+/// The chunked body reader alone, on arbitrary bytes cut into reads: the
+/// verdict (an error, or how many bytes were body and whether it ended) is
+/// the same whole, at the cut points the input chooses, and one byte per
+/// read. A verdict that depends on the split is how one reading of a
+/// stream becomes two (request smuggling).
+///
+/// Input: the first byte's low 3 bits say how many cut points follow (one
+/// byte each, scaled to the payload); the rest is the payload.
+pub fn chunked_body(data: &[u8]) {
+    let Some((&cuts, rest)) = data.split_first() else {
+        return;
+    };
+    let cuts = usize::from(cuts % 8).min(rest.len());
+    let (cut_bytes, payload) = rest.split_at(cuts);
+    let mut points: Vec<usize> = cut_bytes
+        .iter()
+        .map(|&b| usize::from(b) * payload.len() / 256)
+        .collect();
+    points.sort_unstable();
+    let whole = read_chunked(payload, &[]);
+    let split = read_chunked(payload, &points);
+    assert_eq!(whole, split, "verdict differs at cuts {points:?}");
+    if payload.len() <= 4096 {
+        let every: Vec<usize> = (1..payload.len()).collect();
+        assert_eq!(
+            whole,
+            read_chunked(payload, &every),
+            "bytewise verdict differs"
+        );
+    }
+    if let Ok((_, used)) = whole {
+        assert!(used <= payload.len());
+    }
+}
+
+/// Feeds `payload` to a chunked [`BodySkipper`] in reads ending at `cuts`,
+/// as a connection does: unconsumed bytes stay and the next read appends.
+/// Returns whether the body ended and how many bytes it took.
+pub fn read_chunked(payload: &[u8], cuts: &[usize]) -> Result<(bool, usize), RequestError> {
+    let mut skipper = BodySkipper::new(BodyLength::Chunked);
+    let mut buf = Vec::new();
+    let mut total = 0;
+    let mut from = 0;
+    for end in cuts.iter().copied().chain([payload.len()]) {
+        buf.extend_from_slice(&payload[from..end.max(from)]);
+        from = end.max(from);
+        let used = skipper.skip(&buf)?;
+        buf.drain(..used);
+        total += used;
+        if skipper.is_done() {
+            break;
+        }
+    }
+    Ok((skipper.is_done(), total))
 }
 
 /// The hello service's whole state machine (sniff, heads, bodies,
@@ -136,8 +192,9 @@ mod tests {
     fn fuzz_corpus_replays_clean() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
         type Check = fn(&[u8]);
-        let targets: [(&str, Check); 3] = [
+        let targets: [(&str, Check); 4] = [
             ("http_request", super::http_request),
+            ("chunked_body", super::chunked_body),
             ("hello_exchange", super::hello_exchange),
             ("endpoint", super::endpoint),
         ];

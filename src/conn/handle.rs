@@ -330,6 +330,23 @@ impl<C: Connection> Conn<C> {
         self.write_direct(bytes).await
     }
 
+    /// As [`write_all`](Conn::write_all), but gives up as soon as the server
+    /// starts shutting down (`Ok(false)`), for a service whose output has no
+    /// end (chargen): there is no request in flight to finish, and a client
+    /// that reads slowly must not hold up the shutdown.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_all`](Conn::write_all).
+    pub async fn write_all_or_shutdown(&mut self, bytes: &[u8]) -> io::Result<bool> {
+        let shutdown = self.shutdown.clone();
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => Ok(false),
+            written = self.write_all(bytes) => written.map(|()| true),
+        }
+    }
+
     /// [`flush`](Conn::flush) on the heap, for the reads and writes that
     /// start with one: inline, its state would sit in every connection's
     /// task, though only services that queue ever have anything to flush.

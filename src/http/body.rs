@@ -536,6 +536,54 @@ mod tests {
         assert_eq!(chunk_size_line(b"1f;x=y\r\nrest"), Ok(Some((8, 31))));
     }
 
+    /// A valid chunked body from parts: chunk sizes, an extension per
+    /// chunk, trailer lines.
+    fn chunked(sizes: &[usize], exts: &[usize], trailers: usize) -> Vec<u8> {
+        const EXTS: [&str; 4] = ["", ";a", ";a=b", " ; q=\"x y\""];
+        let mut body = Vec::new();
+        for (i, &size) in sizes.iter().enumerate() {
+            let ext = EXTS[exts.get(i).copied().unwrap_or(0) % EXTS.len()];
+            body.extend_from_slice(format!("{size:x}{ext}\r\n").as_bytes());
+            body.extend(std::iter::repeat_n(b'd', size));
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(b"0\r\n");
+        for i in 0..trailers {
+            body.extend_from_slice(format!("T{i}: v\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_split_of_a_valid_body_ends_it_at_the_same_byte(
+            sizes in proptest::collection::vec(1usize..300, 0..6),
+            exts in proptest::collection::vec(0usize..4, 0..6),
+            trailers in 0usize..3,
+            cuts in proptest::collection::vec(0usize..2000, 0..8),
+        ) {
+            let body = chunked(&sizes, &exts, trailers);
+            let stream = [body.as_slice(), b"GET / HTTP/1.1\r\n"].concat();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (stream.len() + 1)).collect();
+            cuts.sort_unstable();
+            let split = crate::fuzzing::read_chunked(&stream, &cuts);
+            proptest::prop_assert_eq!(split, Ok((true, body.len())));
+        }
+
+        #[test]
+        fn the_verdict_on_any_bytes_does_not_depend_on_the_split(
+            bytes in proptest::collection::vec(proptest::sample::select(
+                b"0123456789abcdefABCDEFxz;= \t\"\\:\r\n\x00\x7f".to_vec()), 0..80),
+            cuts in proptest::collection::vec(0usize..80, 0..8),
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort_unstable();
+            let whole = crate::fuzzing::read_chunked(&bytes, &[]);
+            proptest::prop_assert_eq!(crate::fuzzing::read_chunked(&bytes, &cuts), whole);
+        }
+    }
+
     #[test]
     fn a_trailer_section_is_bounded() {
         let mut skipper = BodySkipper::new(BodyLength::Chunked);

@@ -23,7 +23,7 @@
 //! | `Transfer-Encoding` whose final coding is not `chunked`, or `chunked` twice | §6.3 (4), §6.1 | 400 |
 //! | a transfer coding this server does not know | §6.1 | 501 |
 //! | chunked framing (size, extensions, CRLFs, trailers) off the grammar | §7.1 | 400 |
-//! | a request cut off by the end of the stream | §8 | 400 |
+//! | a body cut off by the end of the stream (a head cut off: closed without an answer) | §8 | 400 |
 //!
 //! Every error answer is followed by a close: after a framing error, the
 //! bytes that follow cannot be trusted to start a request (one reading of
@@ -461,12 +461,6 @@ pub enum Sniff {
 /// `tchar` (RFC 9110 §5.6.2): the bytes of a token.
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// Whether `buf` holds nothing but empty lines: the CRLFs some clients send
-/// after a body, which are no request (RFC 9112 §2.2).
-pub fn is_only_empty_lines(buf: &[u8]) -> bool {
-    buf.iter().all(|&b| b == b'\r' || b == b'\n')
 }
 
 /// Appends the current `Date` header value (RFC 9110 IMF-fixdate, always 29

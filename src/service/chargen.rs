@@ -68,16 +68,19 @@ impl Chargen {
 impl Service for Chargen {
     async fn serve<C: Connection>(&self, mut conn: Conn<C>) -> ConnReport {
         let mut report = ConnReport::default();
-        // Each cycle is a request: shutdown is noticed between two, and a
-        // client that stops reading is dropped at the write timeout.
-        while !conn.is_shutting_down() {
-            if let Err(err) = conn.write_all(&self.cycle).await {
-                // The client closing is how chargen normally ends.
-                report.error = !is_routine_end(&err);
-                debug!(peer = %conn.peer(), %err, "chargen stopped");
-                return report;
+        // Each cycle is a request; a client that stops reading is dropped at
+        // the write timeout, and shutdown ends a write at once.
+        loop {
+            match conn.write_all_or_shutdown(&self.cycle).await {
+                Ok(true) => report.requests += 1,
+                Ok(false) => break,
+                Err(err) => {
+                    // The client closing is how chargen normally ends.
+                    report.error = !is_routine_end(&err);
+                    debug!(peer = %conn.peer(), %err, "chargen stopped");
+                    return report;
+                }
             }
-            report.requests += 1;
         }
         let _ = conn.shutdown_write().await;
         report

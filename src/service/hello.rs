@@ -157,11 +157,11 @@ impl Exchange {
         }
     }
 
-    /// Whether bytes of an unfinished request are buffered or owed: at end
-    /// of stream that request was cut off. Empty lines are no request (RFC
-    /// 9112 §2.2).
-    fn is_mid_request(&self, buf: &[u8]) -> bool {
-        !self.body.is_done() || !http::is_only_empty_lines(buf)
+    /// Whether a request's body is still arriving: at end of stream it was
+    /// cut off, and the request gets 400. (A head cut off gets a silent
+    /// close, as nginx gives it: nothing of it was understood.)
+    fn is_mid_body(&self) -> bool {
+        !self.body.is_done()
     }
 }
 
@@ -350,7 +350,7 @@ impl Hello {
         // End of stream, as `serve` handles it.
         if ex.sniffing {
             t.written.extend_from_slice(&self.body);
-        } else if ex.is_mid_request(&buf) {
+        } else if ex.is_mid_body() {
             push_error(&mut t.written, RequestError::BadRequest);
         }
         t
@@ -414,10 +414,11 @@ impl Service for Hello {
                         // nothing, once the client has finished sending.
                         self.answer_raw(&mut conn, &buf).await;
                         report.requests += 1;
-                    } else if ex.is_mid_request(&buf) {
-                        // A request cut off by the end of the stream is an
-                        // error, not a wait (RFC 9112 §8: incomplete).
-                        debug!(peer = %conn.peer(), "end of stream inside a request");
+                    } else if ex.is_mid_body() {
+                        // A body cut off by the end of the stream (a missing
+                        // last chunk, a short Content-Length) is an error,
+                        // not a wait (RFC 9112 §8: incomplete message).
+                        debug!(peer = %conn.peer(), "end of stream inside a request body");
                         push_error(&mut out, RequestError::BadRequest);
                         report.error = true;
                         let _ = conn.write_all(&out).await;

@@ -4,7 +4,9 @@
 mod bench;
 mod common;
 mod errors;
+mod framing;
 mod hardening;
+mod limits;
 mod netcat;
 mod ping;
 mod send;

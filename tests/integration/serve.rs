@@ -218,11 +218,11 @@ fn serve_skips_a_chunked_body_before_the_next_request() {
     // The chunk data "GET /" was not taken for a request: the next one is.
     send(
         &mut stream,
-        b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nab",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab",
     );
     send(
         &mut stream,
-        b"cdGET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"cdGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     let rest = String::from_utf8(read_to_end(&mut stream)).unwrap();
     assert_eq!(rest.matches("HTTP/1.1 200 OK").count(), 2, "{rest}");
@@ -298,7 +298,10 @@ fn serve_answers_500_concurrent_clients() {
     let server = Server::start(&["-q"]);
     let mut streams: Vec<TcpStream> = (0..500).map(|_| connect(server.addr)).collect();
     for stream in &mut streams {
-        send(stream, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+        send(
+            stream,
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
     }
     for stream in &mut streams {
         let reply = String::from_utf8(read_to_end(stream)).unwrap();
@@ -337,7 +340,10 @@ fn serve_holds_no_descriptor_after_2000_connections() {
         match i % 4 {
             // A normal request.
             0 => {
-                send(&mut stream, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+                send(
+                    &mut stream,
+                    b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                );
                 read_to_end(&mut stream);
             }
             // Reset by the client (SO_LINGER 0) in the middle of a request.
@@ -460,7 +466,7 @@ fn serve_quiet_and_verbose_control_per_connection_lines() {
     let mut stream = connect(quiet.addr);
     send(
         &mut stream,
-        b"GET /quiet HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"GET /quiet HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     read_to_end(&mut stream);
     let (_, log) = quiet.terminate();
@@ -471,7 +477,7 @@ fn serve_quiet_and_verbose_control_per_connection_lines() {
     let mut stream = connect(verbose.addr);
     send(
         &mut stream,
-        b"GET /verbose HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"GET /verbose HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     read_to_end(&mut stream);
     verbose
@@ -480,7 +486,7 @@ fn serve_quiet_and_verbose_control_per_connection_lines() {
     // The request, escaped, as the tutorial prints it.
     verbose
         .stderr
-        .wait_for("GET /verbose HTTP/1.1\\r\\nConnection: close\\r\\n\\r\\n");
+        .wait_for("GET /verbose HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n");
 }
 
 #[test]
