@@ -21,9 +21,9 @@
 //! - [`socket`]: the one place a socket is opened (socket2 options, then tokio)
 //! - [`seqpacket`]: Unix `SOCK_SEQPACKET` sockets driven by tokio, keeping message boundaries
 //! - [`server`]: the server builder, the one accept loop, the one datagram loop, socket files, limits, shutdown
-//! - [`conn`]: what a service is handed per connection
+//! - [`conn`]: what a service is handed per connection: [`Conn`](conn::Conn), the socket behind the timeouts
 //! - [`service`]: the services, one per file behind one trait
-//! - [`http`]: HTTP/1.x request framing on top of `httparse`
+//! - [`http`]: HTTP/1.x request framing per RFC 9112: heads over `httparse`, a strict chunked reader
 //! - [`bench`](mod@bench): `sockit bench`, the load generator: load loop, histogram, report
 //! - [`client`]: `send`, the tutorial's client
 //! - [`bridge`]: standard input and output bridged to a socket (netcat)

@@ -158,7 +158,7 @@ impl BodySkipper {
 /// # Errors
 ///
 /// `BadRequest` at the first byte the grammar does not allow there, or
-/// once an incomplete line is longer than [`MAX_CHUNK_LINE`].
+/// once an incomplete line is longer than 4 KiB.
 pub fn chunk_size_line(buf: &[u8]) -> Result<Option<(usize, u64)>, RequestError> {
     let mut scan = Scan::new(buf);
     let size = match scan.chunk_size_line() {
