@@ -3,6 +3,7 @@
 
 mod bench;
 mod common;
+mod conformance;
 mod errors;
 mod hardening;
 mod netcat;
