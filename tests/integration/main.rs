@@ -3,6 +3,7 @@
 
 mod bench;
 mod common;
+mod conformance;
 mod errors;
 mod framing;
 mod hardening;
