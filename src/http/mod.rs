@@ -117,7 +117,13 @@ pub fn parse_request_head(
             };
         }
         Err(httparse::Error::TooManyHeaders) => return Err(RequestError::HeadersTooLarge),
-        Err(httparse::Error::Version) => return Err(version_error(buf)),
+        Err(httparse::Error::Version) => {
+            return match version_error(buf) {
+                Some(err) => Err(err),
+                None if buf.len() >= max_head_bytes => Err(too_large(buf, max_head_bytes)),
+                None => Ok(None),
+            };
+        }
         Err(_) => return Err(RequestError::BadRequest),
     };
     if len > max_head_bytes {
@@ -302,32 +308,31 @@ impl Codings {
 const KNOWN_CODINGS: [&[u8]; 5] = [b"gzip", b"deflate", b"compress", b"x-gzip", b"x-compress"];
 
 /// httparse reports any version it cannot read as `Version`; only a
-/// well-formed `HTTP/x.y` that is not 1.0/1.1 is "not supported".
+/// well-formed `HTTP/x.y` (RFC 9112 §2.3: `"HTTP/" DIGIT "." DIGIT`) that is
+/// not 1.0/1.1 is "not supported" (505), anything else is malformed (400).
 ///
-/// The verdict depends only on the version's bytes up to the first one
-/// httparse rejected, so it is the same however the request was split into
-/// reads (found by fuzzing: an earlier version looked at the whole rest of
-/// the line, and answered `GET / HTTP/1./1.1\r HTTP/1.1` with 505 when it
-/// came in one read but 400 when it came in two).
-fn version_error(buf: &[u8]) -> RequestError {
+/// The verdict waits for the whole request line (`None` until then): only
+/// then can `HTTP/0.9` (505) be told from `HTTP/01.1` (400). So it is the
+/// same however the request was split into reads (found by fuzzing: an
+/// earlier version looked at whatever had arrived, and answered
+/// `GET / HTTP/1./1.1\r HTTP/1.1` with 505 in one read but 400 in two).
+fn version_error(buf: &[u8]) -> Option<RequestError> {
     let start = buf
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
         .unwrap_or(buf.len());
     let buf = &buf[start..];
-    let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
+    let end = buf.iter().position(|&b| b == b'\n')?;
+    let line = buf[..end].strip_suffix(b"\r").unwrap_or(&buf[..end]);
     let version = line.splitn(3, |&b| b == b' ').nth(2).unwrap_or(b"");
-    match version {
-        // HTTP/2, HTTP/3, …: a major version other than 1.
-        [b'H', b'T', b'T', b'P', b'/', major, ..] if major.is_ascii_digit() && *major != b'1' => {
-            RequestError::VersionNotSupported
-        }
-        // HTTP/1.2 … HTTP/1.9.
-        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor, ..] if minor.is_ascii_digit() => {
+    Some(match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
             RequestError::VersionNotSupported
         }
         _ => RequestError::BadRequest,
-    }
+    })
 }
 
 /// `Content-Length = 1*DIGIT` (RFC 9110 §8.6); more than 18 digits could
@@ -456,6 +461,17 @@ pub enum Sniff {
     Raw,
     /// Too few bytes to tell.
     NeedMore,
+}
+
+/// Whether the request at the start of `buf` (after empty lines) is a
+/// `HEAD`, judged from its method alone, so that even a malformed one gets
+/// an answer without a body.
+pub fn is_head_request(buf: &[u8]) -> bool {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    matches!(buf[start..], [b'H', b'E', b'A', b'D', b' ' | b'\t', ..])
 }
 
 /// `tchar` (RFC 9110 §5.6.2): the bytes of a token.
@@ -741,22 +757,33 @@ mod tests {
 
     #[test]
     fn the_version_verdict_does_not_depend_on_how_much_has_arrived() {
-        // From the fuzzer: the text after the version must not matter.
-        let full = b"GET / HTTP/1./1.1\r HTTP/1.1\r\nHost: x\r\n\r\n";
-        for end in 14..full.len() {
-            assert_eq!(
-                parse_request_head(&full[..end], MAX),
-                Err(RequestError::BadRequest),
-                "{end}"
-            );
-        }
-        let full = b"GET / HTTP/2x\r\n\r\n";
-        for end in 12..full.len() {
-            assert_eq!(
-                parse_request_head(&full[..end], MAX),
-                Err(RequestError::VersionNotSupported),
-                "{end}"
-            );
+        // From the fuzzer: the text after the version must not matter, and
+        // no prefix may get a verdict the whole line would not.
+        for (full, verdict) in [
+            (
+                b"GET / HTTP/1./1.1\r HTTP/1.1\r\nHost: x\r\n\r\n".as_slice(),
+                RequestError::BadRequest,
+            ),
+            (b"GET / HTTP/2x\r\n\r\n", RequestError::BadRequest),
+            (
+                b"GET / HTTP/01.1\r\nHost: x\r\n\r\n",
+                RequestError::BadRequest,
+            ),
+            (
+                b"GET / HTTP/0.9\r\nHost: x\r\n\r\n",
+                RequestError::VersionNotSupported,
+            ),
+            (b"GET / HTTP/2.0\r\n\r\n", RequestError::VersionNotSupported),
+        ] {
+            for end in 1..full.len() {
+                let got = parse_request_head(&full[..end], MAX);
+                assert!(
+                    got == Ok(None) || got == Err(verdict),
+                    "{}: {got:?}",
+                    crate::escape::Escaped::new(&full[..end])
+                );
+            }
+            assert_eq!(parse_request_head(full, MAX), Err(verdict));
         }
     }
 

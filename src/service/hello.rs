@@ -89,7 +89,9 @@ impl Hello {
     }
 }
 
-fn push_error(out: &mut Vec<u8>, err: RequestError) {
+/// Appends an error response; `head_only` for a `HEAD` request, whose
+/// response has no body (RFC 9110 §9.3.2), even an error's.
+fn push_error(out: &mut Vec<u8>, err: RequestError, head_only: bool) {
     let (code, reason) = err.status();
     let body = format!("{reason}\n");
     out.extend_from_slice(
@@ -101,7 +103,9 @@ fn push_error(out: &mut Vec<u8>, err: RequestError) {
     );
     http::push_date(out);
     out.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
-    out.extend_from_slice(body.as_bytes());
+    if !head_only {
+        out.extend_from_slice(body.as_bytes());
+    }
 }
 
 /// What parsing the buffered bytes decided.
@@ -203,7 +207,7 @@ impl Hello {
                 match ex.body.skip(buf) {
                     Ok(used) => buf.advance(used),
                     Err(err) => {
-                        push_error(out, err);
+                        push_error(out, err, ex.owed.is_some_and(|o| o.head_only));
                         report.error = true;
                         return Next::Close { linger: true };
                     }
@@ -237,7 +241,7 @@ impl Hello {
                 Ok(None) => return Next::Read,
                 Err(err) => {
                     debug!(peer = %env.peer, error = ?err, "bad request");
-                    push_error(out, err);
+                    push_error(out, err, http::is_head_request(buf));
                     report.error = true;
                     return Next::Close { linger: true };
                 }
@@ -351,7 +355,8 @@ impl Hello {
         if ex.sniffing {
             t.written.extend_from_slice(&self.body);
         } else if ex.is_mid_body() {
-            push_error(&mut t.written, RequestError::BadRequest);
+            let head_only = ex.owed.is_some_and(|o| o.head_only);
+            push_error(&mut t.written, RequestError::BadRequest, head_only);
         }
         t
     }
@@ -419,7 +424,8 @@ impl Service for Hello {
                         // last chunk, a short Content-Length) is an error,
                         // not a wait (RFC 9112 §8: incomplete message).
                         debug!(peer = %conn.peer(), "end of stream inside a request body");
-                        push_error(&mut out, RequestError::BadRequest);
+                        let head_only = ex.owed.is_some_and(|o| o.head_only);
+                        push_error(&mut out, RequestError::BadRequest, head_only);
                         report.error = true;
                         let _ = conn.write_all(&out).await;
                     }
