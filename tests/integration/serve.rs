@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::common::{
-    assert_bytes_eq, connect, have, python, read_response, read_to_end, run, send, sockit, Server,
+    assert_bytes_eq, connect, have, python, read_response, read_to_end, run, send, sockit, summary,
+    Server,
 };
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n";
@@ -421,10 +422,11 @@ fn serve_finishes_requests_in_flight_on_sigterm() {
     }
     let (status, log) = server.terminate_wait();
     assert!(status.success(), "{log}");
-    assert!(
-        log.contains("served 30 connections, 30 requests, 0 errors"),
-        "{log}"
-    );
+    // The refusal probe above may have been accepted in the instant before
+    // the listener closed (on a loaded machine): it is then served too.
+    let (connections, requests, errors) = summary(&log);
+    assert!((30..=31).contains(&connections), "{log}");
+    assert_eq!((requests, errors), (connections, 0), "{log}");
 }
 
 #[test]
