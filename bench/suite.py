@@ -95,6 +95,9 @@ def servers(args, out):
         Server("threading", 18085, ["python3", str(BENCH / "threading_server.py"), "18085"],
                python=True, note="socketserver.ThreadingTCPServer, keep-alive"),
     ]
+    if args.baseline:
+        all_servers.insert(1, Server("baseline", 18086, [args.baseline, "serve", "--listen", "%s:18086" % HOST],
+                                     note="an earlier sockit build (--baseline), default verbosity"))
     if not tutorial.exists():
         print("bench: %s not found: skipping the tutorial server" % tutorial, file=sys.stderr)
         all_servers = [s for s in all_servers if s.name != "tutorial"]
@@ -451,6 +454,8 @@ def summarize(out, meta, runs, cmp_runs, all_scenarios, all_servers, quick):
                          "batches, so these percentiles (0 where it recorded too few) are not "
                          "comparable; req/s and CPU µs/req are.")
         lines.append("")
+    if any(srv.name == "baseline" for srv in all_servers):
+        lines += baseline_section(medians, all_scenarios)
     lines += targets_section(medians, all_scenarios)
     if cmp_runs:
         lines += compare_section(cmp_runs)
@@ -460,6 +465,23 @@ def summarize(out, meta, runs, cmp_runs, all_scenarios, all_servers, quick):
               "- `raw/`: each load generator's output", ""]
     (out / "summary.md").write_text("\n".join(lines))
     return "\n".join(lines)
+
+
+def baseline_section(medians, all_scenarios):
+    """sockit against the --baseline build, scenario by scenario."""
+    lines = ["## sockit against the baseline build (same run)", "",
+             "| scenario | req/s ×baseline | p99 ×baseline | CPU µs/req ×baseline | peak RSS ×baseline | growth KiB/idle conn (baseline) |",
+             "|---|---|---|---|---|---|"]
+    for sc in all_scenarios:
+        new, old = medians.get((sc.name, "sockit")), medians.get((sc.name, "baseline"))
+        if not new or not old:
+            continue
+        growth = "%s (%s)" % (fmt(new["rss_per_idle_kib"], 2), fmt(old["rss_per_idle_kib"], 2)) if sc.idle else "–"
+        lines.append("| %s | %s | %s | %s | %s | %s |" % (
+            sc.name, ratio(new["rps"], old["rps"]), ratio(new["p99_us"], old["p99_us"]),
+            ratio(new["server_cpu_us_per_req"], old["server_cpu_us_per_req"]),
+            ratio(new["peak_rss_kib"], old["peak_rss_kib"]), growth))
+    return lines + [""]
 
 
 def targets_section(medians, all_scenarios):
@@ -583,6 +605,9 @@ def main():
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=int, default=5, help="seconds per run (Python servers: a third)")
     p.add_argument("--only", default="", help="comma-separated server names to run (default: all)")
+    p.add_argument("--baseline", default="",
+                   help="an earlier sockit binary to run beside --sockit (server name 'baseline'): "
+                        "the summary then adds each figure's ratio to it, to show a change does not regress")
     p.add_argument("--command", default="bench/run", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.quick:

@@ -454,7 +454,7 @@ mod tests {
     use tokio::io::AsyncWriteExt;
 
     use super::*;
-    use crate::service::mock::{self, MockConn};
+    use crate::conn::mock::{self, MockConn};
 
     fn conn(io: MockConn) -> Conn<MockConn> {
         Conn::new(

@@ -16,6 +16,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 mod clock;
 mod handle;
 pub mod limits;
+#[cfg(test)]
+pub(crate) mod mock;
 
 pub use clock::Timeout;
 #[cfg(any(test, feature = "fuzzing"))]

@@ -462,7 +462,7 @@ mod tests {
     use crate::conn::ConnLimits;
     use crate::conn::PeerAddr;
     use crate::fuzzing::normalize;
-    use crate::service::mock;
+    use crate::conn::mock;
 
     /// Valid requests of every framing hello handles; none closes.
     const REQUESTS: [&[u8]; 6] = [

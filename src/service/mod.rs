@@ -18,8 +18,6 @@ pub mod daytime;
 pub mod discard;
 pub mod echo;
 pub mod hello;
-#[cfg(test)]
-pub(crate) mod mock;
 
 pub use chargen::Chargen;
 pub use daytime::Daytime;
@@ -79,7 +77,7 @@ mod tests {
 
     use super::*;
     use crate::conn::{ConnLimits, PeerAddr};
-    use crate::service::mock::{self, MockConn};
+    use crate::conn::mock::{self, MockConn};
 
     fn conn(io: MockConn, shutdown: &CancellationToken) -> Conn<MockConn> {
         Conn::new(
