@@ -5,17 +5,23 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
-use clap::builder::TypedValueParser as _;
-use clap::Args;
+use std::path::PathBuf;
 
-use sockit::bench::{self, BenchConfig, Progress, Protocol, ReplyEnd, Target};
+use clap::builder::TypedValueParser as _;
+use clap::{Args, Subcommand};
+
+use sockit::bench::{self, BenchConfig, Progress, Protocol, RateProfile, ReplyEnd, Report, Target};
 use sockit::Error;
 
 use super::values;
 
 /// Arguments of `sockit bench`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    tool: Option<BenchTool>,
+
     /// What to load: http://HOST:PORT/path, or an endpoint (tcp://, unix:, udp://) for raw mode.
     ///
     /// An http:// URL sends HTTP/1.1 requests and parses each response. Any
@@ -23,8 +29,8 @@ pub struct BenchArgs {
     /// ends after --expect-bytes N, at end of stream (one connection per
     /// request, as the tutorial's raw hello) or, for udp://, with one
     /// datagram.
-    #[arg(value_name = "TARGET")]
-    target: String,
+    #[arg(value_name = "TARGET", required = true)]
+    target: Option<String>,
 
     /// Connections kept busy at once.
     #[arg(short, long, value_name = "N", default_value_t = bench::DEFAULT_CONNECTIONS,
@@ -57,14 +63,43 @@ pub struct BenchArgs {
     warmup: Duration,
 
     /// Open loop: send R requests per second in all, at fixed times, and measure
-    /// latency from each request's intended send time.
+    /// latency from each request's intended send time; FROM..TO/DURATION ramps.
     ///
     /// Without it (closed loop, like wrk), a stalled server also stalls the
     /// load, and the stall shows as one slow request. With it (like wrk2),
     /// every request that should have gone out during the stall counts its
     /// wait: the percentiles are what users at that rate would see.
-    #[arg(long, value_name = "R")]
-    rate: Option<f64>,
+    /// `100..20000/60s` ramps linearly from 100 to 20,000 req/s over 60 s
+    /// (and the run lasts 60 s unless -d says otherwise); intended times
+    /// follow the integral of the rate, so a ramp past the server's capacity
+    /// shows as growing latency. With --find-max, the first rate tried.
+    #[arg(long, value_name = "R|FROM..TO/DURATION", value_parser = rate_profile)]
+    rate: Option<Box<RateProfile>>,
+
+    /// Open loop in stages: RATE/DURATION,… each ramping linearly from the
+    /// previous rate (the first from 0) [example: '1000/10s,5000/30s,0/5s'].
+    ///
+    /// FROM..TO/DURATION sets a stage's start rate, so 500..500/10s is a
+    /// step. The run lasts as long as the stages, unless -d says otherwise
+    /// (the last rate is then held).
+    #[arg(long, value_name = "STAGES", conflicts_with = "rate", value_parser = stages_profile)]
+    stages: Option<Box<RateProfile>>,
+
+    /// Write one row per second to FILE: CSV for FILE.csv, JSON lines for FILE.jsonl.
+    ///
+    /// Columns: second, sent, completed, errors, rate (the open loop's
+    /// requests due that second), p50_us, p99_us, max_us (of the replies
+    /// completed that second).
+    #[arg(long, value_name = "FILE")]
+    series: Option<PathBuf>,
+
+    /// Save the whole run to FILE (JSON, histograms lossless) for `sockit bench merge`.
+    ///
+    /// Run sockit bench on each load machine with --save, then merge the
+    /// files into one report: histograms are added, so the percentiles are
+    /// those of all the requests together.
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
 
     /// HTTP method.
     #[arg(short = 'X', long, value_name = "METHOD", default_value = "GET")]
@@ -117,6 +152,46 @@ pub struct BenchArgs {
     latency_histogram: Option<std::path::PathBuf>,
 }
 
+/// The tools beside a run.
+#[derive(Debug, Subcommand)]
+enum BenchTool {
+    /// Merge runs saved with --save (from several machines) into one report.
+    Merge(MergeArgs),
+}
+
+/// Arguments of `sockit bench merge`.
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// Runs saved by `sockit bench --save FILE`.
+    #[arg(value_name = "FILE", required = true, num_args = 1..)]
+    files: Vec<PathBuf>,
+
+    /// Print the merged report as one JSON object.
+    #[arg(long)]
+    json: bool,
+
+    /// Save the merged run to FILE, to merge again.
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
+
+    /// Write the merged series to FILE (.csv or .jsonl).
+    #[arg(long, value_name = "FILE")]
+    series: Option<PathBuf>,
+}
+
+// Boxed: a profile is a few vectors, and clippy keeps the arguments small.
+fn rate_profile(text: &str) -> Result<Box<RateProfile>, String> {
+    RateProfile::parse_rate(text)
+        .map(Box::new)
+        .map_err(|e| e.to_string())
+}
+
+fn stages_profile(text: &str) -> Result<Box<RateProfile>, String> {
+    RateProfile::parse_stages(text)
+        .map(Box::new)
+        .map_err(|e| e.to_string())
+}
+
 /// TEXT, or the contents of FILE for `@FILE`.
 fn text_or_file(value: &str, what: &str) -> sockit::Result<Bytes> {
     match value.strip_prefix('@') {
@@ -128,8 +203,8 @@ fn text_or_file(value: &str, what: &str) -> sockit::Result<Bytes> {
 }
 
 /// Builds the library's configuration from the arguments.
-fn config(args: &BenchArgs) -> sockit::Result<BenchConfig> {
-    let mut target = Target::parse(&args.target)?;
+fn config(args: &BenchArgs, target: &str) -> sockit::Result<BenchConfig> {
+    let mut target = Target::parse(target)?;
     match &mut target.protocol {
         Protocol::Http(request) => {
             if args.payload.is_some() || args.expect_bytes.is_some() {
@@ -163,7 +238,7 @@ fn config(args: &BenchArgs) -> sockit::Result<BenchConfig> {
             {
                 return Err(Error::Unsupported(format!(
                     "-X, -H, --body and --close are for http:// targets; {} is raw: use --payload",
-                    args.target
+                    target.endpoint
                 )));
             }
             if let Some(text) = &args.payload {
@@ -173,7 +248,7 @@ fn config(args: &BenchArgs) -> sockit::Result<BenchConfig> {
                 if *reply_end == ReplyEnd::Datagram {
                     return Err(Error::Unsupported(format!(
                         "{} is a datagram endpoint: a reply is one datagram; drop --expect-bytes",
-                        args.target
+                        target.endpoint
                     )));
                 }
                 *reply_end = ReplyEnd::Bytes(n);
@@ -188,16 +263,26 @@ fn config(args: &BenchArgs) -> sockit::Result<BenchConfig> {
     config.duration = args.duration;
     config.requests = args.requests;
     config.warmup = args.warmup;
-    config.rate = args.rate;
+    config.rate = args.rate.as_deref().or(args.stages.as_deref()).cloned();
     config.pipeline = args.pipeline;
     config.close = args.close;
     config.timeout = args.timeout;
     Ok(config)
 }
 
-/// Runs the benchmark and prints its report; Ctrl-C prints the report so far.
+/// Runs the benchmark (or a tool) and prints its report; Ctrl-C prints the
+/// report so far.
 pub async fn run(args: BenchArgs) -> sockit::Result<ExitCode> {
-    let config = config(&args)?;
+    match &args.tool {
+        Some(BenchTool::Merge(merge)) => return run_merge(merge),
+        None => {}
+    }
+    let Some(target) = args.target.as_deref() else {
+        return Err(Error::Unsupported(
+            "sockit bench needs a TARGET (or merge, plot)".into(),
+        ));
+    };
+    let config = config(&args, target)?;
     let bar = std::io::stderr().is_terminal().then(progress_bar);
     // Installed before any load starts, so an early Ctrl-C still prints a report.
     let mut interrupt =
@@ -225,12 +310,56 @@ pub async fn run(args: BenchArgs) -> sockit::Result<ExitCode> {
             .write_histogram(std::io::BufWriter::new(file))
             .map_err(|e| Error::Unsupported(format!("cannot write {}: {e}", path.display())))?;
     }
-    let text = if args.json {
+    outputs(&report, args.save.as_deref(), args.series.as_deref())?;
+    print_report(&report, args.json)
+}
+
+/// Writes the saved run and the series, when asked.
+fn outputs(
+    report: &Report,
+    save: Option<&std::path::Path>,
+    series: Option<&std::path::Path>,
+) -> sockit::Result<()> {
+    if let Some(path) = save {
+        report.save(path)?;
+    }
+    if let Some(path) = series {
+        report.write_series(path)?;
+    }
+    Ok(())
+}
+
+/// `sockit bench merge`.
+fn run_merge(args: &MergeArgs) -> sockit::Result<ExitCode> {
+    let runs = args
+        .files
+        .iter()
+        .map(|path| Report::load(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(report) = Report::merge(&runs) else {
+        return Err(Error::Unsupported(
+            "bench merge needs at least one saved run".into(),
+        ));
+    };
+    outputs(&report, args.save.as_deref(), args.series.as_deref())?;
+    print_report(&report, args.json)
+}
+
+/// Prints the report on stdout, as JSON or text (with the per-second
+/// sparkline on a terminal).
+fn print_report(report: &Report, json: bool) -> sockit::Result<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    let text = if json {
         report.json() + "\n"
     } else {
-        report.text()
+        let mut text = report.text();
+        if stdout.is_terminal() {
+            if let Some(line) = report.sparkline() {
+                text.push_str(&line);
+            }
+        }
+        text
     };
-    let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())

@@ -232,3 +232,246 @@ fn bench_prints_the_report_so_far_on_ctrl_c() {
     );
     assert_eq!(report["errors"]["total"], 0, "{report:#}");
 }
+
+/// An HTTP server in this test process that answers at most `per_second`
+/// requests a second, whatever the connections: requests queue for one
+/// server, each taking `1 / per_second` (timed against absolute slots, so
+/// sleep overshoot does not lower the capacity). Below capacity replies are
+/// immediate; above it, the queue and the latency grow without bound.
+fn server_with_capacity(per_second: u32) -> std::net::SocketAddr {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = Duration::from_secs(1) / per_second;
+    let next_free = Arc::new(Mutex::new(Instant::now()));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let next_free = Arc::clone(&next_free);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut pending = Vec::new();
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    pending.extend_from_slice(&buf[..n]);
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        pending.drain(..end + 4);
+                        let done = {
+                            let mut next = next_free.lock().unwrap();
+                            let start = (*next).max(Instant::now());
+                            *next = start + service;
+                            *next
+                        };
+                        std::thread::sleep(done.saturating_duration_since(Instant::now()));
+                        let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        if stream.write_all(reply).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The rows of a `--series` CSV file, as maps from column to value.
+fn series_csv(path: &std::path::Path) -> Vec<std::collections::HashMap<String, f64>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(
+        header,
+        [
+            "second",
+            "sent",
+            "completed",
+            "errors",
+            "rate",
+            "p50_us",
+            "p99_us",
+            "max_us"
+        ]
+    );
+    lines
+        .map(|line| {
+            header
+                .iter()
+                .zip(line.split(','))
+                .map(|(k, v)| (k.to_string(), v.parse().unwrap_or(f64::NAN)))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn bench_ramp_shows_the_rate_profile_and_the_capacity_in_the_series() {
+    // 200 → 1800 req/s over 4 s against a server that answers 1000/s.
+    let addr = server_with_capacity(1000);
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("series.csv");
+    let url = format!("http://{addr}/");
+    let out = run(sockit()
+        .args([
+            "bench",
+            &url,
+            "--rate",
+            "200..1800/4s",
+            "-c",
+            "40",
+            "-t",
+            "1",
+        ])
+        .args(["--timeout", "5", "--json", "--series"])
+        .arg(&csv));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["stages"][0]["to"], 1800.0, "{report:#}");
+    let rows = series_csv(&csv);
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    // The schedule: second s had (400 s + 400) requests due; below
+    // capacity, all were sent and answered in it.
+    for (s, row) in rows.iter().enumerate() {
+        assert!(
+            (row["rate"] - (400.0 * s as f64 + 400.0)).abs() < 1.0,
+            "{row:?}"
+        );
+    }
+    for row in &rows[..2] {
+        assert!(
+            (row["sent"] - row["rate"]).abs() <= 0.02 * row["rate"],
+            "{rows:?}"
+        );
+        assert!(
+            (row["completed"] - row["rate"]).abs() <= 0.05 * row["rate"],
+            "{rows:?}"
+        );
+    }
+    // Past capacity, the server's 1000/s shows: the last second completes
+    // about 1000 of the 1800 due, and its latency has grown.
+    let last = &rows[3];
+    assert!((850.0..=1100.0).contains(&last["completed"]), "{rows:?}");
+    assert!(
+        last["p99_us"] > 20.0 * rows[0]["p99_us"].max(1000.0),
+        "{rows:?}"
+    );
+    // The report says it fell behind, and why.
+    let warnings = report["generator"]["warnings"].to_string();
+    assert!(warnings.contains("fell"), "{report:#}");
+    let completed: f64 = rows.iter().map(|r| r["completed"]).sum();
+    assert_eq!(completed as u64, report["requests"].as_u64().unwrap());
+}
+
+/// Decodes a saved run's base64 HdrHistogram V2 field.
+fn saved_histogram(run: &serde_json::Value) -> hdrhistogram::Histogram<u64> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(run["histogram"].as_str().unwrap())
+        .unwrap();
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut &bytes[..])
+        .unwrap()
+}
+
+#[test]
+fn bench_merge_of_two_saved_runs_is_their_sum() {
+    let server = Server::start(&["-q"]);
+    let url = format!("http://{}/", server.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, ab) = (
+        dir.path().join("a.json"),
+        dir.path().join("b.json"),
+        dir.path().join("ab.json"),
+    );
+    for (file, n) in [(&a, "600"), (&b, "900")] {
+        let out = run(sockit()
+            .args(["bench", &url, "-n", n, "-c", "4", "-t", "1", "--save"])
+            .arg(file));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = run(sockit()
+        .args(["bench", "merge", "--json", "--save"])
+        .args([&ab, &a, &b]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let saved = |p: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let (ra, rb) = (saved(&a), saved(&b));
+    // Counts are exact sums; so are the rates.
+    assert_eq!(merged["requests"], 1500, "{merged:#}");
+    assert_eq!(merged["runs"], 2);
+    assert_eq!(merged["connections"], 8);
+    for field in ["bytes_read", "bytes_written", "sent"] {
+        let sum = ra[field].as_u64().unwrap() + rb[field].as_u64().unwrap();
+        assert_eq!(merged[field], sum, "{field}");
+    }
+    let rps = ra["requests_per_sec"].as_f64().unwrap() + rb["requests_per_sec"].as_f64().unwrap();
+    assert!((merged["requests_per_sec"].as_f64().unwrap() - rps).abs() < 1e-6 * rps);
+    let per_second: u64 = merged["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["completed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_second, 1500);
+    // Percentiles are those of both runs' samples together, within the
+    // histogram's precision (3 significant digits).
+    let mut both = saved_histogram(&ra);
+    both.add(saved_histogram(&rb)).unwrap();
+    assert_eq!(both.len(), 1500);
+    for (field, q) in [
+        ("p50_us", 0.5),
+        ("p90_us", 0.9),
+        ("p99_us", 0.99),
+        ("max_us", 1.0),
+    ] {
+        let want = both.value_at_quantile(q) as f64 / 1000.0;
+        let got = merged["latency"][field].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= want * 1e-3,
+            "{field}: {got} vs {want}"
+        );
+    }
+    // The merged run merges again: with itself, it doubles.
+    let out = run(sockit().args(["bench", "merge", "--json"]).args([&ab, &ab]));
+    let twice: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(twice["requests"], 3000);
+    assert_eq!(twice["runs"], 4);
+}
+
+#[test]
+fn bench_merge_refuses_files_that_are_not_saved_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, b"{\"requests\": 3}").unwrap();
+    let out = run(sockit().args(["bench", "merge"]).arg(&bad));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("sockit: error: "), "{err}");
+    assert!(
+        err.contains("not a run saved by sockit bench --save"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let out = run(sockit()
+        .args(["bench", "merge"])
+        .arg(dir.path().join("missing.json")));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot read"), "{err}");
+}
