@@ -226,6 +226,15 @@ impl Stats {
         }
     }
 
+    /// Records a reply in the series only, for tests of the report.
+    #[cfg(test)]
+    pub fn record_reply_for_test(&mut self, now: Instant, latency_ns: u64) {
+        if let Some(r) = self.recorder.as_mut() {
+            r.sent(now);
+            r.completed(now, latency_ns, false);
+        }
+    }
+
     /// Ends recording: the series is complete.
     pub fn finish(&mut self) {
         if let Some(recorder) = self.recorder.take() {

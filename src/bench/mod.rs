@@ -26,7 +26,9 @@
 //! # Layout
 //!
 //! - [`http`]: the HTTP/1.x response reader
-//! - [`schedule`]: intended send times for `--rate`
+//! - [`schedule`]: intended send times for `--rate` and `--stages`
+//! - `series`: the per-second counters and histograms of each thread
+//! - [`find_max`](mod@find_max): `--find-max`, the search for the highest rate meeting an SLO
 //! - `load`: the per-thread, per-connection request loop
 //! - [`report`]: the merged figures, as text, JSON and an HDR percentile file
 
@@ -45,6 +47,7 @@ use crate::endpoint::{Endpoint, HostPort, UnixAddr};
 use crate::{Error, Result};
 
 mod error;
+pub mod find_max;
 pub mod http;
 mod load;
 pub mod report;
@@ -52,6 +55,7 @@ pub mod schedule;
 mod series;
 
 pub use error::BenchError;
+pub use find_max::{find_max, FindMax, FindMaxConfig, Slo};
 pub use report::Report;
 pub use schedule::{RateProfile, Stage};
 

@@ -884,3 +884,127 @@ fn bytes(n: f64) -> String {
     }
     format!("{value:.1} {}", UNITS[unit])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::{RateProfile, Target};
+    use tokio::time::Instant;
+
+    fn usage(cpu_ms: u64, wall_ms: u64) -> ThreadUsage {
+        ThreadUsage {
+            cpu: Some(Duration::from_millis(cpu_ms)),
+            wall: Duration::from_millis(wall_ms),
+        }
+    }
+
+    #[test]
+    fn a_busy_thread_or_a_late_schedule_warns() {
+        let calm = Generator::new(&[usage(300, 1000), usage(500, 1000)], 1000, Some(1000));
+        assert!(calm.warnings.is_empty(), "{:?}", calm.warnings);
+        assert_eq!(calm.thread_cpu_percent, [30.0, 50.0]);
+        let busy = Generator::new(&[usage(300, 1000), usage(970, 1000)], 1000, None);
+        assert_eq!(busy.warnings.len(), 1, "{:?}", busy.warnings);
+        assert!(
+            busy.warnings[0].contains("thread 1 at 97%"),
+            "{:?}",
+            busy.warnings
+        );
+        // 1% behind is within the schedule; 1.5% is not.
+        let on_time = Generator::new(&[usage(100, 1000)], 990, Some(1000));
+        assert!(on_time.warnings.is_empty(), "{:?}", on_time.warnings);
+        let late = Generator::new(&[usage(100, 1000)], 985, Some(1000));
+        assert_eq!(late.behind_percent, Some(1.5));
+        assert!(
+            late.warnings[0].contains("fell 1.5% behind"),
+            "{:?}",
+            late.warnings
+        );
+        assert!(late.warnings[0].contains("raise -c"), "{:?}", late.warnings);
+    }
+
+    /// A report of `replies` replies of `latency_ms` each, one per second
+    /// tenth, starting at `started` (Unix seconds).
+    fn report(replies: u64, latency_ms: u64, started: f64) -> Report {
+        let mut config = BenchConfig::new(Target::parse("http://127.0.0.1:1/").unwrap());
+        config.rate = Some(RateProfile::constant(10.0).unwrap());
+        let from = Instant::now();
+        let mut stats = Stats::new(from);
+        for i in 0..replies {
+            let now = from + Duration::from_millis(100 * i);
+            stats.latency.record(latency_ms * 1_000_000).unwrap();
+            stats.replies += 1;
+            stats.sent += 1;
+            stats.record_reply_for_test(now, latency_ms * 1_000_000);
+        }
+        stats.finish();
+        let end = Ending {
+            elapsed: Duration::from_millis(100 * replies),
+            interrupted: false,
+            started_unix_secs: started,
+        };
+        Report::new(&config, 1, stats, end)
+    }
+
+    #[test]
+    fn merged_series_align_by_wall_clock_and_sum() {
+        let a = report(30, 1, 1000.0);
+        let b = report(20, 9, 1001.0);
+        assert_eq!(a.series.len(), 3);
+        let m = Report::merge(&[a.clone(), b]).unwrap();
+        assert_eq!(m.requests, 50);
+        assert_eq!(m.series.len(), 3);
+        let completed: Vec<u64> = m.series.iter().map(|s| s.completed).collect();
+        assert_eq!(completed, [10, 20, 20]);
+        // Second 0 only has a's 1 ms replies; seconds 1 and 2, both.
+        assert!(m.series[0].max_us < 1100.0, "{:?}", m.series[0]);
+        assert!(m.series[1].max_us > 8900.0, "{:?}", m.series[1]);
+        assert_eq!(m.series[1].rate, Some(20.0));
+        assert_eq!(m.rate, Some(20.0));
+        assert_eq!(m.runs, 2);
+        assert!((m.latency.p50_us - 1000.0).abs() < 1.0, "{:?}", m.latency);
+        assert!((m.latency.max_us - 9000.0).abs() < 10.0, "{:?}", m.latency);
+    }
+
+    #[test]
+    fn a_saved_run_loads_back_equal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.json");
+        let a = report(25, 3, 1000.0);
+        a.save(&path).unwrap();
+        let b = Report::load(&path).unwrap();
+        assert_eq!(b.series, a.series);
+        assert_eq!(b.histogram(), a.histogram());
+        assert_eq!(b.json(), a.json());
+        std::fs::write(&path, b"{}").unwrap();
+        assert!(Report::load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("not a run saved"));
+    }
+
+    #[test]
+    fn series_files_are_csv_or_json_lines_by_extension() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = report(15, 2, 1000.0);
+        let csv = dir.path().join("s.csv");
+        a.write_series(&csv).unwrap();
+        let text = std::fs::read_to_string(&csv).unwrap();
+        assert_eq!(text.lines().next(), Some(SERIES_CSV_HEADER));
+        assert!(
+            text.lines().nth(1).unwrap().starts_with("0,10,10,0,10.0,"),
+            "{text}"
+        );
+        let jsonl = dir.path().join("s.jsonl");
+        a.write_series(&jsonl).unwrap();
+        let text = std::fs::read_to_string(&jsonl).unwrap();
+        let rows: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1]["completed"], 5);
+        let err = a.write_series(&dir.path().join("s.txt")).unwrap_err();
+        assert!(err.to_string().contains(".csv"), "{err}");
+    }
+}

@@ -10,7 +10,10 @@ use std::path::PathBuf;
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Subcommand};
 
-use sockit::bench::{self, BenchConfig, Progress, Protocol, RateProfile, ReplyEnd, Report, Target};
+use sockit::bench::{
+    self, BenchConfig, FindMaxConfig, Progress, Protocol, RateProfile, ReplyEnd, Report, Slo,
+    Target,
+};
 use sockit::Error;
 
 use super::values;
@@ -92,6 +95,30 @@ pub struct BenchArgs {
     /// completed that second).
     #[arg(long, value_name = "FILE")]
     series: Option<PathBuf>,
+
+    /// Search for the highest rate meeting --slo: a coarse ramp, then bisection.
+    ///
+    /// Each step is a run of its own at one open-loop rate (new
+    /// connections, --warmup, then --step measured): first --rate
+    /// [default: 100], doubling until a step misses the objective, then
+    /// bisecting until the rates that met and missed it are within 5%.
+    /// Prints the highest rate that met it and the table of steps, each with
+    /// the spread of its per-second p99 and throughput (a wide spread: make
+    /// --step longer).
+    #[arg(long, requires = "slo", conflicts_with_all = ["stages", "requests", "duration", "series", "save", "latency_histogram"])]
+    find_max: bool,
+
+    /// The objective for --find-max: rules such as 'p99<10ms,errors<0.1%'.
+    ///
+    /// Latency figures p50, p90, p99, p99.9 (any pNN), max and mean, below
+    /// a duration in ns, us, ms or s; errors below a percentage of the
+    /// requests. `<=` is allowed.
+    #[arg(long, value_name = "RULES", requires = "find_max", value_parser = slo)]
+    slo: Option<Slo>,
+
+    /// How long --find-max measures each step.
+    #[arg(long, value_name = "DURATION", default_value = "5", requires = "find_max", value_parser = values::duration)]
+    step: Duration,
 
     /// Save the whole run to FILE (JSON, histograms lossless) for `sockit bench merge`.
     ///
@@ -177,6 +204,10 @@ struct MergeArgs {
     /// Write the merged series to FILE (.csv or .jsonl).
     #[arg(long, value_name = "FILE")]
     series: Option<PathBuf>,
+}
+
+fn slo(text: &str) -> Result<Slo, String> {
+    Slo::parse(text).map_err(|e| e.to_string())
 }
 
 // Boxed: a profile is a few vectors, and clippy keeps the arguments small.
@@ -283,6 +314,9 @@ pub async fn run(args: BenchArgs) -> sockit::Result<ExitCode> {
         ));
     };
     let config = config(&args, target)?;
+    if args.find_max {
+        return run_find_max(&args, config).await;
+    }
     let bar = std::io::stderr().is_terminal().then(progress_bar);
     // Installed before any load starts, so an early Ctrl-C still prints a report.
     let mut interrupt =
@@ -329,6 +363,48 @@ fn outputs(
     Ok(())
 }
 
+/// `sockit bench --find-max`: one line per step on stderr as it goes, the
+/// answer and the table on stdout.
+async fn run_find_max(args: &BenchArgs, mut config: BenchConfig) -> sockit::Result<ExitCode> {
+    let Some(slo) = args.slo.clone() else {
+        return Err(Error::Unsupported("--find-max needs --slo".into()));
+    };
+    let mut search = FindMaxConfig::new(slo);
+    search.step = args.step;
+    if let Some(profile) = &args.rate {
+        if !profile.is_constant() {
+            return Err(Error::Unsupported(
+                "--find-max starts from one rate: give --rate R, not a ramp".into(),
+            ));
+        }
+        search.start_rate = profile.final_rate();
+    }
+    config.rate = None;
+    let mut interrupt =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(|e| Error::Unsupported(format!("cannot install the Ctrl-C handler: {e}")))?;
+    let stop = async move {
+        interrupt.recv().await;
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let found = bench::find_max(config, search, stop, |step| {
+        if terminal {
+            eprintln!(
+                "step at {:.0} req/s: {}",
+                step.rate,
+                if step.met { "met" } else { "missed" }
+            );
+        }
+    })
+    .await?;
+    let text = if args.json {
+        found.json() + "\n"
+    } else {
+        found.text()
+    };
+    write_stdout(&text)
+}
+
 /// `sockit bench merge`.
 fn run_merge(args: &MergeArgs) -> sockit::Result<ExitCode> {
     let runs = args
@@ -348,18 +424,23 @@ fn run_merge(args: &MergeArgs) -> sockit::Result<ExitCode> {
 /// Prints the report on stdout, as JSON or text (with the per-second
 /// sparkline on a terminal).
 fn print_report(report: &Report, json: bool) -> sockit::Result<ExitCode> {
-    let mut stdout = std::io::stdout().lock();
     let text = if json {
         report.json() + "\n"
     } else {
         let mut text = report.text();
-        if stdout.is_terminal() {
+        if std::io::stdout().is_terminal() {
             if let Some(line) = report.sparkline() {
                 text.push_str(&line);
             }
         }
         text
     };
+    write_stdout(&text)
+}
+
+/// Writes `text` to stdout; a closed pipe ends quietly.
+fn write_stdout(text: &str) -> sockit::Result<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())

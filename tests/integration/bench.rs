@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::common::{run, sockit, Server};
+use crate::common::{run, run_within, sockit, Server};
 
 /// Runs `sockit bench ARGS… --json`, checks it succeeded, returns the report.
 #[track_caller]
@@ -474,4 +474,48 @@ fn bench_merge_refuses_files_that_are_not_saved_runs() {
         .arg(dir.path().join("missing.json")));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn bench_find_max_finds_a_servers_capacity_within_ten_percent() {
+    // A server that answers 1000 requests a second: below, replies are
+    // immediate; above, the queue grows 2 s × the excess, past 100 ms.
+    let addr = server_with_capacity(1000);
+    let url = format!("http://{addr}/");
+    let started = std::time::Instant::now();
+    let out = run_within(
+        sockit()
+            .args(["bench", &url, "--find-max", "--slo", "p99<100ms,errors<1%"])
+            .args([
+                "--rate", "250", "--step", "2", "-c", "50", "-t", "1", "--json",
+            ])
+            .args(["--timeout", "5"]),
+        std::time::Duration::from_secs(40),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let max = found["max_rate"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{found:#}"));
+    assert!((900.0..=1100.0).contains(&max), "found {max}: {found:#}");
+    let steps = found["steps"].as_array().unwrap();
+    // The coarse ramp doubled from 250 and stopped at the first miss; the
+    // bisection took over; every step below capacity met the objective.
+    assert_eq!(steps[0]["rate"], 250.0);
+    assert_eq!(steps[1]["rate"], 500.0);
+    assert!(steps.iter().any(|s| s["phase"] == "bisect"), "{found:#}");
+    for step in steps {
+        let rate = step["rate"].as_f64().unwrap();
+        if rate <= 900.0 {
+            assert_eq!(step["met"], true, "{step:#}");
+        }
+        if rate >= 1150.0 {
+            assert_eq!(step["met"], false, "{step:#}");
+        }
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(40));
 }
