@@ -28,6 +28,7 @@
 //! - [`http`]: the HTTP/1.x response reader
 //! - [`schedule`]: intended send times for `--rate` and `--stages`
 //! - `series`: the per-second counters and histograms of each thread
+//! - [`plot`]: `sockit bench plot`, a series drawn as SVG
 //! - [`find_max`](mod@find_max): `--find-max`, the search for the highest rate meeting an SLO
 //! - `load`: the per-thread, per-connection request loop
 //! - [`report`]: the merged figures, as text, JSON and an HDR percentile file
@@ -50,6 +51,7 @@ mod error;
 pub mod find_max;
 pub mod http;
 mod load;
+pub mod plot;
 pub mod report;
 pub mod schedule;
 mod series;

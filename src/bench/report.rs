@@ -179,6 +179,29 @@ impl Second {
         }
     }
 
+    /// A row from its figures (read back from a series file): `latency`
+    /// is p50, p99 and max in µs. It has no histogram, so it cannot merge.
+    pub(crate) fn from_parts(
+        second: u64,
+        sent: u64,
+        completed: u64,
+        errors: u64,
+        rate: Option<f64>,
+        latency: [f64; 3],
+    ) -> Second {
+        Second {
+            second,
+            sent,
+            completed,
+            errors,
+            rate,
+            p50_us: latency[0],
+            p99_us: latency[1],
+            max_us: latency[2],
+            histogram: Vec::new(),
+        }
+    }
+
     fn data(&self) -> SecondData {
         SecondData {
             sent: self.sent,

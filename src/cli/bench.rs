@@ -184,6 +184,20 @@ pub struct BenchArgs {
 enum BenchTool {
     /// Merge runs saved with --save (from several machines) into one report.
     Merge(MergeArgs),
+    /// Draw a series (--series FILE, or a --save FILE) as SVG: latency and throughput over time.
+    Plot(PlotArgs),
+}
+
+/// Arguments of `sockit bench plot`.
+#[derive(Debug, Args)]
+struct PlotArgs {
+    /// A series file (.csv or .jsonl, from --series) or a saved run (--save).
+    #[arg(value_name = "FILE")]
+    input: PathBuf,
+
+    /// The SVG file to write.
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
 }
 
 /// Arguments of `sockit bench merge`.
@@ -306,6 +320,10 @@ fn config(args: &BenchArgs, target: &str) -> sockit::Result<BenchConfig> {
 pub async fn run(args: BenchArgs) -> sockit::Result<ExitCode> {
     match &args.tool {
         Some(BenchTool::Merge(merge)) => return run_merge(merge),
+        Some(BenchTool::Plot(plot)) => {
+            bench::plot::plot_file(&plot.input, &plot.output)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         None => {}
     }
     let Some(target) = args.target.as_deref() else {

@@ -519,3 +519,98 @@ fn bench_find_max_finds_a_servers_capacity_within_ten_percent() {
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(40));
 }
+
+#[test]
+fn bench_plot_draws_latency_and_throughput_series_as_svg() {
+    let server = Server::start(&["-q"]);
+    let url = format!("http://{}/", server.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, svg) = (dir.path().join("run.csv"), dir.path().join("run.svg"));
+    let out = run(sockit()
+        .args([
+            "bench",
+            &url,
+            "--rate",
+            "100..500/3s",
+            "-c",
+            "4",
+            "-t",
+            "1",
+            "--series",
+        ])
+        .arg(&csv));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(sockit()
+        .args(["bench", "plot"])
+        .arg(&csv)
+        .arg("-o")
+        .arg(&svg));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("not XML ({e})"));
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    // A line per series: three rows, so three points each.
+    let lines: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline"))
+        .filter(|n| {
+            n.attribute("points")
+                .unwrap_or("")
+                .split_whitespace()
+                .count()
+                == 3
+        })
+        .collect();
+    assert_eq!(lines.len(), 6, "p50, p99, max, completed, errors, rate");
+    let labels: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    for label in [
+        "p50",
+        "p99",
+        "max",
+        "completed",
+        "errors",
+        "rate (scheduled)",
+        "ms",
+        "req/s",
+    ] {
+        assert!(labels.contains(&label), "no {label:?} in {labels:?}");
+    }
+    // The scheduled rate line climbs: 150, 300, 450 due in the three seconds.
+    let rate_line = lines.last().unwrap().attribute("points").unwrap();
+    let ys: Vec<f64> = rate_line
+        .split_whitespace()
+        .map(|p| p.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        ys[0] > ys[1] && ys[1] > ys[2],
+        "SVG y grows downwards: {ys:?}"
+    );
+}
+
+#[test]
+fn bench_plot_refuses_a_file_that_is_not_a_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("notes.txt");
+    std::fs::write(&bad, "hello\n").unwrap();
+    let out = run(sockit()
+        .args(["bench", "plot"])
+        .arg(&bad)
+        .args(["-o", "/dev/null"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a series row nor a saved run"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
