@@ -267,8 +267,8 @@ pub struct Step {
     pub errors_percent: f64,
     /// Lowest and highest per-second p99 over the step, µs.
     pub p99_spread_us: (f64, f64),
-    /// Lowest and highest replies per second over the step (the last,
-    /// partial second left out).
+    /// Lowest and highest replies per second over the step's whole
+    /// seconds.
     pub throughput_spread: (u64, u64),
     /// Whether the step met the objective.
     pub met: bool,
@@ -280,11 +280,11 @@ pub struct Step {
 
 impl Step {
     fn of(phase: &'static str, rate: f64, report: &Report, slo: &Slo) -> Step {
-        let full: Vec<_> = if report.series.len() > 1 {
-            report.series[..report.series.len() - 1].to_vec()
-        } else {
-            report.series.clone()
-        };
+        // Whole seconds only: a last, partial second would widen the spread.
+        let whole = ((report.duration_secs + 1e-3).floor() as usize)
+            .clamp(1, report.series.len().max(1))
+            .min(report.series.len());
+        let full = &report.series[..whole];
         let with_replies = full.iter().filter(|s| s.completed > 0);
         let p99s: Vec<f64> = with_replies.map(|s| s.p99_us).collect();
         let spread = |v: &[f64]| {
