@@ -6,7 +6,9 @@
 //!    a step misses the objective (or, when the first one misses, at half
 //!    the rate until one meets it);
 //! 2. bisection between the highest rate that met it and the lowest that
-//!    missed, until they are within [`FindMaxConfig::precision`];
+//!    missed, until they are within [`FindMaxConfig::precision`]; a step
+//!    that misses is run once more (phase `confirm`), and the miss counts
+//!    only if the re-run misses too;
 //! 3. the answer is the highest rate that met it, with the table of steps.
 //!
 //! Each step is a whole open-loop run ([`run`](super::run)) at a constant
@@ -251,7 +253,7 @@ impl FindMaxConfig {
 /// One step of the search.
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
-    /// `ramp` or `bisect`.
+    /// `ramp`, `bisect`, or `confirm` (the re-run of a miss).
     pub phase: &'static str,
     /// The open loop's rate, requests per second.
     pub rate: f64,
@@ -421,12 +423,16 @@ pub async fn find_max(
     let (mut met, mut missed): (Option<f64>, Option<f64>) = (None, None);
     let mut rate = search.start_rate;
     let mut incomplete = false;
+    // Whether the step about to run re-runs a miss.
+    let mut confirming = false;
     loop {
         if steps.len() >= MAX_STEPS || stopped.get() {
             incomplete = true;
             break;
         }
-        let phase = if met.is_some() && missed.is_some() {
+        let phase = if confirming {
+            "confirm"
+        } else if met.is_some() && missed.is_some() {
             "bisect"
         } else {
             "ramp"
@@ -446,22 +452,32 @@ pub async fn find_max(
         }
         let step = Step::of(phase, rate, &report, &search.slo);
         on_step(&step);
-        if step.met {
+        let step_met = step.met;
+        steps.push(step);
+        // A miss is run once more before it counts, so that one stall of
+        // the machine (another process, a page-in) does not end the search
+        // below the server's real capacity.
+        if !step_met && !confirming {
+            confirming = true;
+            continue;
+        }
+        confirming = false;
+        if step_met {
             met = Some(met.map_or(rate, |m: f64| m.max(rate)));
         } else {
             missed = Some(missed.map_or(rate, |m: f64| m.min(rate)));
         }
-        steps.push(step);
         rate = match (met, missed) {
-            (Some(lo), None) => lo * 2.0,
-            (None, Some(hi)) => hi / 2.0,
             (Some(lo), Some(hi)) => {
                 if hi - lo <= search.precision * lo {
                     break;
                 }
                 (lo + hi) / 2.0
             }
-            (None, None) => unreachable!("a step either met or missed"),
+            (Some(lo), None) => lo * 2.0,
+            (None, Some(hi)) => hi / 2.0,
+            // Unreachable: this step set one of them.
+            (None, None) => break,
         };
         // Below one request per step, there is nothing left to find.
         if rate * search.step.as_secs_f64() < 1.0 {

@@ -101,8 +101,9 @@ pub struct BenchArgs {
     /// Each step is a run of its own at one open-loop rate (new
     /// connections, --warmup, then --step measured): first --rate
     /// [default: 100], doubling until a step misses the objective, then
-    /// bisecting until the rates that met and missed it are within 5%.
-    /// Prints the highest rate that met it and the table of steps, each with
+    /// bisecting until the rates that met and missed it are within 5%. A
+    /// miss is run once more, and counts only if it misses again (one
+    /// stall of the machine does not end the search). Prints the highest rate that met it and the table of steps, each with
     /// the spread of its per-second p99 and throughput (a wide spread: make
     /// --step longer).
     #[arg(long, requires = "slo", conflicts_with_all = ["stages", "requests", "duration", "series", "save", "latency_histogram"])]
