@@ -355,6 +355,17 @@ impl Generator {
 /// The columns of a CSV series, in order.
 pub const SERIES_CSV_HEADER: &str = "second,sent,completed,errors,rate,p50_us,p99_us,max_us";
 
+/// Checks that `path` names a series file [`Report::write_series`] can
+/// write (`.csv`, `.jsonl`, `.ndjson`, `.json`), before a run rather than
+/// after it.
+///
+/// # Errors
+///
+/// [`BenchError::Format`] for another extension.
+pub fn check_series_path(path: &Path) -> Result<(), BenchError> {
+    SeriesFormat::of(path).map(|_| ())
+}
+
 /// How a series file is written, by its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SeriesFormat {
@@ -1029,5 +1040,18 @@ mod tests {
         assert_eq!(rows[1]["completed"], 5);
         let err = a.write_series(&dir.path().join("s.txt")).unwrap_err();
         assert!(err.to_string().contains(".csv"), "{err}");
+    }
+
+    #[test]
+    fn the_sparkline_shows_the_shape_of_the_run() {
+        let mut a = report(30, 1, 1000.0);
+        for (s, n) in a.series.iter_mut().zip([10, 40, 80]) {
+            s.completed = n;
+        }
+        let line = a.sparkline().unwrap();
+        assert!(line.contains("▂▅█"), "{line}");
+        assert!(line.contains("max 80"), "{line}");
+        let short = report(5, 1, 1000.0);
+        assert_eq!(short.sparkline(), None, "under two seconds");
     }
 }

@@ -333,6 +333,9 @@ pub async fn run(args: BenchArgs) -> sockit::Result<ExitCode> {
         ));
     };
     let config = config(&args, target)?;
+    if let Some(path) = &args.series {
+        bench::report::check_series_path(path)?;
+    }
     if args.find_max {
         return run_find_max(&args, config).await;
     }

@@ -614,3 +614,31 @@ fn bench_plot_refuses_a_file_that_is_not_a_series() {
     assert!(err.contains("not a series row nor a saved run"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn bench_rejects_malformed_rates_stages_and_slos_in_one_line() {
+    for args in [
+        &["--rate", "100..x/5s"][..],
+        &["--stages", "1000/10s,,"],
+        &["--rate", "5", "--stages", "1/1s"],
+        &["--find-max", "--slo", "p99>10ms"],
+        &["--find-max"],
+        &["--slo", "p99<1ms"],
+    ] {
+        let out = run(sockit().args(["bench", "http://127.0.0.1:1/"]).args(args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+    }
+    let out = run(sockit().args([
+        "bench",
+        "http://127.0.0.1:1/",
+        "--series",
+        "x.txt",
+        "-n",
+        "1",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(".csv"), "{err}");
+}
