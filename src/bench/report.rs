@@ -29,6 +29,10 @@ const BUSY_CPU: f64 = 0.9;
 /// behind its schedule.
 const BEHIND: f64 = 0.01;
 
+/// Runs that started further apart than this are merged with their series
+/// aligned at their starts rather than by the clock: an hour.
+const MAX_MERGE_OFFSET_SECS: f64 = 3600.0;
+
 /// What `--save` writes, and `bench merge` reads, in `format`.
 pub const SAVED_FORMAT: &str = "sockit-bench-run/1";
 
@@ -587,6 +591,20 @@ impl Report {
             .iter()
             .map(|r| r.started_unix_secs)
             .fold(f64::INFINITY, f64::min);
+        let latest = runs
+            .iter()
+            .map(|r| r.started_unix_secs)
+            .fold(f64::NEG_INFINITY, f64::max);
+        // Runs of one test start together; runs hours apart are not one
+        // load, and aligning them by the clock would pad the series with
+        // hours of empty seconds.
+        let by_clock = latest - earliest <= MAX_MERGE_OFFSET_SECS;
+        if !by_clock {
+            generator.warnings.push(format!(
+                "the runs started {:.0} s apart: their series are aligned at their starts, not by the clock",
+                latest - earliest
+            ));
+        }
         let mut data: Vec<SecondData> = Vec::new();
         let mut rates: Vec<Option<f64>> = Vec::new();
         let mut targets: Vec<&str> = Vec::new();
@@ -604,7 +622,11 @@ impl Report {
             for w in &run.generator.warnings {
                 generator.warnings.push(format!("run {}: {w}", i + 1));
             }
-            let offset = (run.started_unix_secs - earliest).round().max(0.0) as usize;
+            let offset = if by_clock {
+                (run.started_unix_secs - earliest).round().max(0.0) as usize
+            } else {
+                0
+            };
             let theirs: Vec<SecondData> = run.series.iter().map(Second::data).collect();
             // Saved runs were checked on load; a histogram that does not
             // decode leaves that second's latency out.
@@ -613,8 +635,8 @@ impl Report {
                 rates.resize(data.len(), None);
             }
             for (j, s) in run.series.iter().enumerate() {
-                if let Some(r) = s.rate {
-                    *rates[offset + j].get_or_insert(0.0) += r;
+                if let (Some(r), Some(slot)) = (s.rate, rates.get_mut(offset + j)) {
+                    *slot.get_or_insert(0.0) += r;
                 }
             }
             if !targets.contains(&run.target.as_str()) {
@@ -998,6 +1020,15 @@ mod tests {
         assert_eq!(m.runs, 2);
         assert!((m.latency.p50_us - 1000.0).abs() < 1.0, "{:?}", m.latency);
         assert!((m.latency.max_us - 9000.0).abs() < 10.0, "{:?}", m.latency);
+    }
+
+    #[test]
+    fn runs_hours_apart_merge_at_their_starts() {
+        let m = Report::merge(&[report(30, 1, 1000.0), report(20, 9, 1_000_000.0)]).unwrap();
+        assert_eq!(m.series.len(), 3);
+        let completed: Vec<u64> = m.series.iter().map(|s| s.completed).collect();
+        assert_eq!(completed, [20, 20, 10]);
+        assert!(m.generator.warnings[0].contains("aligned at their starts"));
     }
 
     #[test]
