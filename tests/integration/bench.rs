@@ -642,3 +642,43 @@ fn bench_rejects_malformed_rates_stages_and_slos_in_one_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(".csv"), "{err}");
 }
+
+#[test]
+fn bench_stages_ramp_hold_and_ramp_down_in_the_series() {
+    let server = Server::start(&["-q"]);
+    let url = format!("http://{}/", server.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let series = dir.path().join("stages.jsonl");
+    let out = run(sockit()
+        .args([
+            "bench",
+            &url,
+            "--stages",
+            "400/1s,400..400/1s,0/1s",
+            "-c",
+            "8",
+        ])
+        .args(["-t", "1", "--json", "--series"])
+        .arg(&series));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["stages"].as_array().unwrap().len(), 3, "{report:#}");
+    // 200 + 400 + 200 requests due, and sent, in the three seconds.
+    assert_eq!(report["generator"]["due"], 800, "{report:#}");
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(&series)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let sent: Vec<u64> = rows.iter().map(|r| r["sent"].as_u64().unwrap()).collect();
+    assert_eq!(sent.len(), 3, "{rows:?}");
+    for (got, want) in sent.iter().zip([200, 400, 200]) {
+        assert!(got.abs_diff(want) <= 8, "{sent:?}");
+    }
+    assert_eq!(report["sent"], sent.iter().sum::<u64>());
+    assert_eq!(report["errors"]["total"], 0, "{report:#}");
+}
