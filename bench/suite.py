@@ -515,8 +515,9 @@ def targets_section(medians, all_scenarios):
 
 
 def compare_section(cmp_runs):
-    lines = ["## sockit bench vs wrk (`-t1 -c50`, both pinned to the load core)", "",
-             "| target | tool | req/s | p50 µs | load generator CPU µs/req (getrusage) | errors |", "|---|---|---|---|---|---|"]
+    rounds = len({r["round"] for r in cmp_runs})
+    lines = ["## sockit bench vs wrk, per core (`-t1 -c50`, both pinned to the one load core; median of %d interleaved rounds)" % rounds, "",
+             "| target | tool | req/s per core (min–max) | p50 µs | load generator CPU µs/req (getrusage) | errors |", "|---|---|---|---|---|---|"]
     meds = {}
     for target in ("nginx", "tutorial"):
         for tool in ("wrk", "sockit"):
@@ -527,13 +528,14 @@ def compare_section(cmp_runs):
             m["errors"] = sum(r["errors"] for r in rs)
             meds[(target, tool)] = m
             label = "sockit bench" if tool == "sockit" else "wrk"
+            spread = "%s (%s–%s)" % (fmt(m["rps"]), fmt(min(r["rps"] for r in rs)), fmt(max(r["rps"] for r in rs)))
             lines.append("| %s | %s | %s | %s | %s | %s |" % (
-                target, label, fmt(m["rps"]), fmt(m["p50_us"]), fmt(m["load_cpu_us_per_req"], 2), m["errors"]))
+                target, label, spread, fmt(m["p50_us"]), fmt(m["load_cpu_us_per_req"], 2), m["errors"]))
     lines.append("")
     for target in ("nginx", "tutorial"):
         w, s = meds.get((target, "wrk")), meds.get((target, "sockit"))
         if w and s:
-            lines.append("- %s: sockit/wrk req/s %.2f×, p50 %.2f×, load CPU per request %.2f×" % (
+            lines.append("- %s, per core: sockit bench/wrk req/s %.2f×, p50 %.2f×, load CPU per request %.2f×" % (
                 target, s["rps"] / w["rps"], s["p50_us"] / w["p50_us"] if w["p50_us"] else 0,
                 s["load_cpu_us_per_req"] / w["load_cpu_us_per_req"] if w["load_cpu_us_per_req"] else 0))
     lines.append("")
@@ -602,7 +604,8 @@ def main():
     p.add_argument("--quick", action="store_true", help="smoke form: one short run per scenario")
     p.add_argument("--compare", action="store_true", help="only the sockit bench vs wrk comparison")
     p.add_argument("--no-compare", action="store_true", help="skip the sockit bench vs wrk comparison")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=None,
+                   help="interleaved rounds (default: 3; 5 with --compare, whose verdict is a median of 5)")
     p.add_argument("--duration", type=int, default=5, help="seconds per run (Python servers: a third)")
     p.add_argument("--only", default="", help="comma-separated server names to run (default: all)")
     p.add_argument("--baseline", default="",
@@ -610,6 +613,8 @@ def main():
                         "the summary then adds each figure's ratio to it, to show a change does not regress")
     p.add_argument("--command", default="bench/run", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.rounds is None:
+        args.rounds = 5 if args.compare else 3
     if args.quick:
         args.rounds, args.duration = 1, 1
     out = Path(args.out).resolve()

@@ -79,6 +79,10 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A `sockit bench` flag, file or saved run that is not valid.
+    #[error(transparent)]
+    Bench(#[from] crate::bench::BenchError),
+
     /// Valid syntax that this transport or this machine cannot do.
     #[error("{0}")]
     Unsupported(String),

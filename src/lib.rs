@@ -24,7 +24,7 @@
 //! - [`conn`]: what a service is handed per connection: [`Conn`](conn::Conn), the socket behind the timeouts
 //! - [`service`]: the services, one per file behind one trait
 //! - [`http`]: HTTP/1.x request framing per RFC 9112: heads over `httparse`, a strict chunked reader
-//! - [`bench`](mod@bench): `sockit bench`, the load generator: load loop, histogram, report
+//! - [`bench`](mod@bench): `sockit bench`, the load generator: load loop, rate profiles, histogram, report, per-second series, saved runs and merge, `--find-max`, plots
 //! - [`client`]: `send`, the tutorial's client
 //! - [`bridge`]: standard input and output bridged to a socket (netcat)
 //! - [`ping`]: ICMP echo over datagram or raw sockets, and its packets

@@ -28,7 +28,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::http::ResponseReader;
-use super::schedule::Schedule;
+use super::schedule::{RateProfile, Schedule};
+use super::series::{self, Recorder, SecondData};
 use super::{BenchConfig, Protocol, ReplyEnd, Resolved};
 use crate::endpoint::UnixAddr;
 use crate::{Error, Result};
@@ -66,7 +67,7 @@ pub(crate) struct Plan {
     one_per_connection: bool,
     pipeline: usize,
     timeout: Duration,
-    rate: Option<f64>,
+    rate: Option<Arc<RateProfile>>,
     connections: usize,
     clock: Clock,
 }
@@ -109,7 +110,7 @@ impl Plan {
             one_per_connection,
             pipeline,
             timeout: config.timeout,
-            rate: config.rate,
+            rate: config.rate.clone().map(Arc::new),
             connections: config.connections,
             clock,
         }
@@ -177,6 +178,16 @@ impl Errors {
     }
 }
 
+/// CPU time a thread used over its wall time.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ThreadUsage {
+    /// User plus system time (`getrusage(RUSAGE_THREAD)`); `None` where the
+    /// OS does not tell.
+    pub cpu: Option<Duration>,
+    /// From the thread's start to its end.
+    pub wall: Duration,
+}
+
 /// What one thread measured.
 #[derive(Debug, Clone)]
 pub(crate) struct Stats {
@@ -187,10 +198,19 @@ pub(crate) struct Stats {
     pub bytes_read: u64,
     pub bytes_written: u64,
     pub errors: Errors,
+    /// Measured requests taken (written, or attempted).
+    pub sent: u64,
+    /// Per second, after [`Stats::finish`].
+    pub series: Vec<SecondData>,
+    /// Per second, while running.
+    recorder: Option<Recorder>,
+    /// Per thread.
+    pub usage: Vec<ThreadUsage>,
 }
 
 impl Stats {
-    pub fn new() -> Stats {
+    /// Empty figures; the series counts seconds from `measure_from`.
+    pub fn new(measure_from: Instant) -> Stats {
         Stats {
             // 3 significant digits from 1 ns to an hour: ~100 KiB per thread.
             latency: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
@@ -199,12 +219,39 @@ impl Stats {
             bytes_read: 0,
             bytes_written: 0,
             errors: Errors::default(),
+            sent: 0,
+            series: Vec::new(),
+            recorder: Some(Recorder::new(measure_from)),
+            usage: Vec::new(),
         }
     }
 
-    pub fn merge(&mut self, other: Stats) {
+    /// Records a reply in the series only, for tests of the report.
+    #[cfg(test)]
+    pub fn record_reply_for_test(&mut self, now: Instant, latency_ns: u64) {
+        if let Some(r) = self.recorder.as_mut() {
+            r.sent(now);
+            r.completed(now, latency_ns, false);
+        }
+    }
+
+    /// Ends recording: the series is complete.
+    pub fn finish(&mut self) {
+        if let Some(recorder) = self.recorder.take() {
+            self.series = recorder.finish();
+        }
+    }
+
+    /// Adds a finished thread's figures into these.
+    pub fn merge(&mut self, mut other: Stats) {
         // Same bounds on both sides, so adding cannot fail.
         let _ = self.latency.add(&other.latency);
+        self.finish();
+        other.finish();
+        // Both series were encoded here, so they decode.
+        let _ = series::merge(&mut self.series, &other.series, 0);
+        self.sent += other.sent;
+        self.usage.extend(other.usage);
         self.replies += other.replies;
         self.bytes_read += other.bytes_read;
         self.bytes_written += other.bytes_written;
@@ -253,22 +300,26 @@ struct Thread<'a> {
 impl Thread<'_> {
     /// Takes a request starting now (or at `intended`, open loop), or `None`
     /// when the run is over.
-    fn take(&self, now: Instant) -> Option<bool> {
+    /// `now` is when it is taken, for the series.
+    fn take(&self, origin: Instant, now: Instant) -> Option<bool> {
         let clock = &self.plan.clock;
-        if clock.deadline.is_some_and(|d| now >= d) {
+        if clock.deadline.is_some_and(|d| origin >= d) {
             return None;
         }
-        if now < clock.measure_from {
+        if origin < clock.measure_from {
             return Some(false);
         }
         match self.budget.get() {
-            Some(0) => None,
-            Some(n) => {
-                self.budget.set(Some(n - 1));
-                Some(true)
-            }
-            None => Some(true),
+            Some(0) => return None,
+            Some(n) => self.budget.set(Some(n - 1)),
+            None => {}
         }
+        let mut stats = self.stats.borrow_mut();
+        stats.sent += 1;
+        if let Some(r) = stats.recorder.as_mut() {
+            r.sent(now);
+        }
+        Some(true)
     }
 
     fn fail(&self, failure: Failure, requests: impl IntoIterator<Item = InFlight>) {
@@ -285,6 +336,9 @@ impl Thread<'_> {
             Failure::BadResponse => &mut stats.errors.bad_response,
         };
         *slot += n;
+        if let Some(r) = stats.recorder.as_mut() {
+            r.errors(Instant::now(), n);
+        }
         self.counters.done.fetch_add(n, Ordering::Relaxed);
         self.counters.errors.fetch_add(n, Ordering::Relaxed);
     }
@@ -296,13 +350,16 @@ impl Thread<'_> {
         let mut stats = self.stats.borrow_mut();
         stats.replies += 1;
         let ns = now.saturating_duration_since(request.origin).as_nanos();
-        stats
-            .latency
-            .saturating_record(u64::try_from(ns).unwrap_or(u64::MAX).max(1));
+        let ns = u64::try_from(ns).unwrap_or(u64::MAX).max(1);
+        stats.latency.saturating_record(ns);
         self.counters.done.fetch_add(1, Ordering::Relaxed);
-        if let Some(code) = status.filter(|c| !(200..300).contains(c)) {
+        let failed = status.filter(|c| !(200..300).contains(c));
+        if let Some(code) = failed {
             *stats.errors.status.entry(code).or_default() += 1;
             self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(r) = stats.recorder.as_mut() {
+            r.completed(now, ns, failed.is_some());
         }
     }
 
@@ -321,21 +378,27 @@ pub(crate) fn run_thread(
     counters: Arc<Counters>,
     cancel: CancellationToken,
 ) -> Result<Stats> {
+    let started = std::time::Instant::now();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Unsupported(format!("cannot start a bench runtime: {e}")))?;
     let thread = Thread {
         plan,
-        stats: RefCell::new(Stats::new()),
+        stats: RefCell::new(Stats::new(plan.clock.measure_from)),
         budget: Cell::new(share.requests),
         counters,
     };
     runtime.block_on(async {
         let connections = (0..share.connections).map(|i| {
             let index = share.first_connection + i;
-            let schedule = plan.rate.map(|rate| {
-                Schedule::for_connection(plan.clock.start, rate, plan.connections, index)
+            let schedule = plan.rate.as_ref().map(|profile| {
+                Schedule::with_profile(
+                    plan.clock.start,
+                    Arc::clone(profile),
+                    plan.connections,
+                    index,
+                )
             });
             drive(&thread, schedule)
         });
@@ -352,7 +415,24 @@ pub(crate) fn run_thread(
             () = deadline => {}
         }
     });
-    Ok(thread.stats.into_inner())
+    let mut stats = thread.stats.into_inner();
+    stats.finish();
+    stats.usage.push(ThreadUsage {
+        cpu: thread_cpu_time(),
+        wall: started.elapsed(),
+    });
+    Ok(stats)
+}
+
+/// CPU time (user + system) of the calling thread, from
+/// `getrusage(RUSAGE_THREAD)`.
+fn thread_cpu_time() -> Option<Duration> {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let usage = getrusage(UsageWho::RUSAGE_THREAD).ok()?;
+    let secs = |t: nix::sys::time::TimeVal| {
+        Duration::new(t.tv_sec().max(0) as u64, (t.tv_usec().max(0) as u32) * 1000)
+    };
+    Some(secs(usage.user_time()) + secs(usage.system_time()))
 }
 
 /// Polls all futures on this task until all are done (no `Send` needed, no
@@ -428,7 +508,12 @@ async fn next_request(thread: &Thread<'_>, schedule: &mut Option<Schedule>) -> O
         }
         None => Instant::now(),
     };
-    let measured = thread.take(origin)?;
+    let now = if schedule.is_some() {
+        Instant::now()
+    } else {
+        origin
+    };
+    let measured = thread.take(origin, now)?;
     if let Some(schedule) = schedule {
         schedule.take();
     }
@@ -517,7 +602,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                     Some(s) => s.peek(),
                     None => now,
                 };
-                match thread.take(origin) {
+                match thread.take(origin, now) {
                     Some(measured) => {
                         if let Some(s) = schedule.as_mut() {
                             s.take();
@@ -785,9 +870,19 @@ mod tests {
     }
 
     fn plan(rate: Option<f64>, requests: u64, timeout: Duration) -> Plan {
+        let profile = rate.map(|r| RateProfile::constant(r).unwrap());
+        plan_with(profile, 1, requests, timeout)
+    }
+
+    fn plan_with(
+        profile: Option<RateProfile>,
+        connections: usize,
+        requests: u64,
+        timeout: Duration,
+    ) -> Plan {
         let mut config = BenchConfig::new(Target::parse("http://127.0.0.1:1/").unwrap());
-        config.connections = 1;
-        config.rate = rate;
+        config.connections = connections;
+        config.rate = profile;
         config.requests = Some(requests);
         config.timeout = timeout;
         let now = Instant::now();
@@ -803,17 +898,22 @@ mod tests {
     async fn measure(plan: &Plan, requests: u64, server: FakeServer) -> Stats {
         let thread = Thread {
             plan,
-            stats: RefCell::new(Stats::new()),
+            stats: RefCell::new(Stats::new(plan.clock.measure_from)),
             budget: Cell::new(Some(requests)),
             counters: Arc::default(),
         };
-        let schedule = plan
-            .rate
-            .map(|r| Schedule::for_connection(plan.clock.start, r, 1, 0));
+        let connections = (0..plan.connections).map(|i| {
+            let schedule = plan.rate.as_ref().map(|profile| {
+                Schedule::with_profile(plan.clock.start, Arc::clone(profile), plan.connections, i)
+            });
+            drive_stream(&thread, schedule, &server)
+        });
         tokio::task::LocalSet::new()
-            .run_until(drive_stream(&thread, schedule, &server))
+            .run_until(join_all(connections))
             .await;
-        thread.stats.into_inner()
+        let mut stats = thread.stats.into_inner();
+        stats.finish();
+        stats
     }
 
     fn stalling_server() -> FakeServer {
@@ -879,6 +979,60 @@ mod tests {
         let stats = measure(&plan, 1000, stalling_server()).await;
         assert_eq!(stats.replies, 1000);
         assert_eq!(stats.errors.total(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_loop_follows_a_ramp_second_by_second() {
+        // 0 → 400 req/s over 4 s, then 400 held for 2 s: 800 + 800 requests,
+        // second s of the ramp due (2s + 1) · 50 of them.
+        let profile = RateProfile::parse_stages("400/4s,400/2s").unwrap();
+        let plan = plan_with(Some(profile), 4, 1600, DEFAULT_TIMEOUT);
+        let stats = measure(&plan, 1600, stalling_server_never()).await;
+        assert_eq!(stats.replies, 1600);
+        assert_eq!(stats.sent, 1600);
+        let sent: Vec<u64> = stats.series.iter().map(|s| s.sent).collect();
+        let want = [50, 150, 250, 350, 400, 400];
+        assert_eq!(sent.len(), 6, "{sent:?}");
+        for (second, (got, want)) in sent.iter().zip(want).enumerate() {
+            assert!(got.abs_diff(want) <= 1, "second {second}: {sent:?}");
+        }
+        // Every reply was quick: no latency from the schedule itself.
+        assert!(stats.latency.max() < 2_000_000, "{}", stats.latency.max());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stall_during_a_ramp_counts_against_every_request_it_delays() {
+        // 100 → 300 req/s over 4 s (800 requests) on one connection;
+        // request 300 (at 2 s, 200 req/s) stalls for 1 s. The requests due
+        // during the stall, Λ(3 s) − 300 = 225 by the integral of the rate
+        // (200 at the stall's start rate), are all late, and so are those
+        // due while the backlog drains at 1000/s against ~250/s arriving.
+        let profile = RateProfile::parse_rate("100..300/4s").unwrap();
+        let plan = plan_with(Some(profile.clone()), 1, 800, DEFAULT_TIMEOUT);
+        let server = FakeServer {
+            stall_at: 300,
+            ..stalling_server()
+        };
+        let stats = measure(&plan, 800, server).await;
+        assert_eq!(stats.replies, 800);
+        let slow = stats.latency.count_between(10_000_000, MAX_LATENCY_NS);
+        let t = profile.time_of(300.0).unwrap();
+        assert!((t - 2.0).abs() < 1e-9);
+        let due_in_stall = profile.due(t + 1.0) - 300.0;
+        let arriving = profile.rate_at(t + 1.0);
+        let want = due_in_stall * 1000.0 / (1000.0 - arriving);
+        assert!(
+            (slow as f64 - want).abs() < 0.07 * want,
+            "{slow} slow, {want:.0} expected ({due_in_stall:.0} due during the stall)"
+        );
+        assert!(stats.latency.max() >= 1_000_000_000);
+    }
+
+    fn stalling_server_never() -> FakeServer {
+        FakeServer {
+            stall_at: u64::MAX,
+            ..stalling_server()
+        }
     }
 
     #[test]

@@ -26,7 +26,10 @@
 //! # Layout
 //!
 //! - [`http`]: the HTTP/1.x response reader
-//! - [`schedule`]: intended send times for `--rate`
+//! - [`schedule`]: intended send times for `--rate` and `--stages`
+//! - `series`: the per-second counters and histograms of each thread
+//! - [`plot`]: `sockit bench plot`, a series drawn as SVG
+//! - [`find_max`](mod@find_max): `--find-max`, the search for the highest rate meeting an SLO
 //! - `load`: the per-thread, per-connection request loop
 //! - [`report`]: the merged figures, as text, JSON and an HDR percentile file
 
@@ -44,12 +47,19 @@ use tokio_util::sync::CancellationToken;
 use crate::endpoint::{Endpoint, HostPort, UnixAddr};
 use crate::{Error, Result};
 
+mod error;
+pub mod find_max;
 pub mod http;
 mod load;
+pub mod plot;
 pub mod report;
 pub mod schedule;
+mod series;
 
+pub use error::BenchError;
+pub use find_max::{find_max, FindMax, FindMaxConfig, Slo};
 pub use report::Report;
+pub use schedule::{RateProfile, Stage};
 
 /// Connections when none are asked for (`-c`).
 pub const DEFAULT_CONNECTIONS: usize = 50;
@@ -237,10 +247,11 @@ pub struct BenchConfig {
     /// Load applied before measuring, whose samples are discarded
     /// (`--warmup`). Default is zero.
     pub warmup: Duration,
-    /// Open loop: requests per second over all connections (`--rate`),
-    /// latency measured from each request's intended send time. `None` is
-    /// the closed loop. Default is `None`.
-    pub rate: Option<f64>,
+    /// Open loop: requests per second over all connections, constant or
+    /// changing over the run (`--rate`, `--stages`), latency measured from
+    /// each request's intended send time. `None` is the closed loop.
+    /// Default is `None`.
+    pub rate: Option<RateProfile>,
     /// Requests in flight per connection (`--pipeline`). Default is 1.
     pub pipeline: usize,
     /// HTTP: a new connection per request, with `Connection: close`
@@ -270,12 +281,15 @@ impl BenchConfig {
         }
     }
 
-    /// The measured duration: as set, or 10 s when neither it nor a request
-    /// count is set.
+    /// The measured duration: as set; else the length of the rate's stages
+    /// after the warm-up; else 10 s when no request count is set.
     pub fn effective_duration(&self) -> Option<Duration> {
-        match (self.duration, self.requests) {
-            (None, None) => Some(DEFAULT_DURATION),
-            (d, _) => d,
+        let stages = self.rate.as_ref().and_then(RateProfile::length);
+        match (self.duration, stages, self.requests) {
+            (Some(d), _, _) => Some(d),
+            (None, Some(length), _) => Some(length.saturating_sub(self.warmup)),
+            (None, None, None) => Some(DEFAULT_DURATION),
+            (None, None, Some(_)) => None,
         }
     }
 
@@ -290,10 +304,8 @@ impl BenchConfig {
         if self.pipeline == 0 {
             return bad("--pipeline must be at least 1".into());
         }
-        if let Some(rate) = self.rate {
-            if !(rate.is_finite() && rate > 0.0) {
-                return bad(format!("--rate must be a positive number, not {rate}"));
-            }
+        if self.effective_duration().is_some_and(|d| d.is_zero()) {
+            return bad("the run is 0 s long: give -d, or stages longer than --warmup".into());
         }
         if self.timeout.is_zero() {
             return bad("--timeout must be above 0".into());
@@ -405,6 +417,7 @@ pub async fn run(
     let threads = config.threads.min(config.connections);
     let duration = config.effective_duration();
     let start = Instant::now();
+    let wall_start = std::time::SystemTime::now();
     let clock = load::Clock {
         start,
         measure_from: start + config.warmup,
@@ -468,16 +481,22 @@ pub async fn run(
         clock.deadline.map_or(now, |d| d.min(now))
     });
     let elapsed = end.saturating_duration_since(clock.measure_from);
-    let mut stats = load::Stats::new();
+    let mut stats = load::Stats::new(clock.measure_from);
     for result in results {
         stats.merge(result);
     }
+    let started_unix_secs = wall_start
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| (d + config.warmup).as_secs_f64());
     Ok(Report::new(
         &config,
         threads,
         stats,
-        elapsed,
-        interrupted.is_some(),
+        report::Ending {
+            elapsed,
+            interrupted: interrupted.is_some(),
+            started_unix_secs,
+        },
     ))
 }
 
@@ -577,8 +596,10 @@ mod tests {
         for change in [
             (|c: &mut BenchConfig| c.connections = 0) as fn(&mut BenchConfig),
             |c| c.pipeline = 0,
-            |c| c.rate = Some(0.0),
-            |c| c.rate = Some(f64::NAN),
+            |c| {
+                c.rate = Some(RateProfile::parse_rate("0..10/2s").unwrap());
+                c.warmup = Duration::from_secs(2);
+            },
             |c| c.timeout = Duration::ZERO,
             |c| c.requests = Some(0),
         ] {

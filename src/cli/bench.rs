@@ -5,17 +5,26 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
-use clap::builder::TypedValueParser as _;
-use clap::Args;
+use std::path::PathBuf;
 
-use sockit::bench::{self, BenchConfig, Progress, Protocol, ReplyEnd, Target};
+use clap::builder::TypedValueParser as _;
+use clap::{Args, Subcommand};
+
+use sockit::bench::{
+    self, BenchConfig, FindMaxConfig, Progress, Protocol, RateProfile, ReplyEnd, Report, Slo,
+    Target,
+};
 use sockit::Error;
 
 use super::values;
 
 /// Arguments of `sockit bench`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    tool: Option<BenchTool>,
+
     /// What to load: http://HOST:PORT/path, or an endpoint (tcp://, unix:, udp://) for raw mode.
     ///
     /// An http:// URL sends HTTP/1.1 requests and parses each response. Any
@@ -23,8 +32,8 @@ pub struct BenchArgs {
     /// ends after --expect-bytes N, at end of stream (one connection per
     /// request, as the tutorial's raw hello) or, for udp://, with one
     /// datagram.
-    #[arg(value_name = "TARGET")]
-    target: String,
+    #[arg(value_name = "TARGET", required = true)]
+    target: Option<String>,
 
     /// Connections kept busy at once.
     #[arg(short, long, value_name = "N", default_value_t = bench::DEFAULT_CONNECTIONS,
@@ -57,14 +66,68 @@ pub struct BenchArgs {
     warmup: Duration,
 
     /// Open loop: send R requests per second in all, at fixed times, and measure
-    /// latency from each request's intended send time.
+    /// latency from each request's intended send time; FROM..TO/DURATION ramps.
     ///
     /// Without it (closed loop, like wrk), a stalled server also stalls the
     /// load, and the stall shows as one slow request. With it (like wrk2),
     /// every request that should have gone out during the stall counts its
     /// wait: the percentiles are what users at that rate would see.
-    #[arg(long, value_name = "R")]
-    rate: Option<f64>,
+    /// `100..20000/60s` ramps linearly from 100 to 20,000 req/s over 60 s
+    /// (and the run lasts 60 s unless -d says otherwise); intended times
+    /// follow the integral of the rate, so a ramp past the server's capacity
+    /// shows as growing latency. With --find-max, the first rate tried.
+    #[arg(long, value_name = "R|FROM..TO/DURATION", value_parser = rate_profile)]
+    rate: Option<Box<RateProfile>>,
+
+    /// Open loop in stages: RATE/DURATION,… each ramping linearly from the
+    /// previous rate (the first from 0) [example: '1000/10s,5000/30s,0/5s'].
+    ///
+    /// FROM..TO/DURATION sets a stage's start rate, so 500..500/10s is a
+    /// step. The run lasts as long as the stages, unless -d says otherwise
+    /// (the last rate is then held).
+    #[arg(long, value_name = "STAGES", conflicts_with = "rate", value_parser = stages_profile)]
+    stages: Option<Box<RateProfile>>,
+
+    /// Write one row per second to FILE: CSV for FILE.csv, JSON lines for FILE.jsonl.
+    ///
+    /// Columns: second, sent, completed, errors, rate (the open loop's
+    /// requests due that second), p50_us, p99_us, max_us (of the replies
+    /// completed that second).
+    #[arg(long, value_name = "FILE")]
+    series: Option<PathBuf>,
+
+    /// Search for the highest rate meeting --slo: a coarse ramp, then bisection.
+    ///
+    /// Each step is a run of its own at one open-loop rate (new
+    /// connections, --warmup, then --step measured): first --rate
+    /// [default: 100], doubling until a step misses the objective, then
+    /// bisecting until the rates that met and missed it are within 5%. A
+    /// miss is run once more, and counts only if it misses again (one
+    /// stall of the machine does not end the search). Prints the highest rate that met it and the table of steps, each with
+    /// the spread of its per-second p99 and throughput (a wide spread: make
+    /// --step longer).
+    #[arg(long, requires = "slo", conflicts_with_all = ["stages", "requests", "duration", "series", "save", "latency_histogram"])]
+    find_max: bool,
+
+    /// The objective for --find-max: rules such as 'p99<10ms,errors<0.1%'.
+    ///
+    /// Latency figures p50, p90, p99, p99.9 (any pNN), max and mean, below
+    /// a duration in ns, us, ms or s; errors below a percentage of the
+    /// requests. `<=` is allowed.
+    #[arg(long, value_name = "RULES", requires = "find_max", value_parser = slo)]
+    slo: Option<Slo>,
+
+    /// How long --find-max measures each step.
+    #[arg(long, value_name = "DURATION", default_value = "5", requires = "find_max", value_parser = values::duration)]
+    step: Duration,
+
+    /// Save the whole run to FILE (JSON, histograms lossless) for `sockit bench merge`.
+    ///
+    /// Run sockit bench on each load machine with --save, then merge the
+    /// files into one report: histograms are added, so the percentiles are
+    /// those of all the requests together.
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
 
     /// HTTP method.
     #[arg(short = 'X', long, value_name = "METHOD", default_value = "GET")]
@@ -117,6 +180,64 @@ pub struct BenchArgs {
     latency_histogram: Option<std::path::PathBuf>,
 }
 
+/// The tools beside a run.
+#[derive(Debug, Subcommand)]
+enum BenchTool {
+    /// Merge runs saved with --save (from several machines) into one report.
+    Merge(MergeArgs),
+    /// Draw a series (--series FILE, or a --save FILE) as SVG: latency and throughput over time.
+    Plot(PlotArgs),
+}
+
+/// Arguments of `sockit bench plot`.
+#[derive(Debug, Args)]
+struct PlotArgs {
+    /// A series file (.csv or .jsonl, from --series) or a saved run (--save).
+    #[arg(value_name = "FILE")]
+    input: PathBuf,
+
+    /// The SVG file to write.
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+}
+
+/// Arguments of `sockit bench merge`.
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// Runs saved by `sockit bench --save FILE`.
+    #[arg(value_name = "FILE", required = true, num_args = 1..)]
+    files: Vec<PathBuf>,
+
+    /// Print the merged report as one JSON object.
+    #[arg(long)]
+    json: bool,
+
+    /// Save the merged run to FILE, to merge again.
+    #[arg(long, value_name = "FILE")]
+    save: Option<PathBuf>,
+
+    /// Write the merged series to FILE (.csv or .jsonl).
+    #[arg(long, value_name = "FILE")]
+    series: Option<PathBuf>,
+}
+
+fn slo(text: &str) -> Result<Slo, String> {
+    Slo::parse(text).map_err(|e| e.to_string())
+}
+
+// Boxed: a profile is a few vectors, and clippy keeps the arguments small.
+fn rate_profile(text: &str) -> Result<Box<RateProfile>, String> {
+    RateProfile::parse_rate(text)
+        .map(Box::new)
+        .map_err(|e| e.to_string())
+}
+
+fn stages_profile(text: &str) -> Result<Box<RateProfile>, String> {
+    RateProfile::parse_stages(text)
+        .map(Box::new)
+        .map_err(|e| e.to_string())
+}
+
 /// TEXT, or the contents of FILE for `@FILE`.
 fn text_or_file(value: &str, what: &str) -> sockit::Result<Bytes> {
     match value.strip_prefix('@') {
@@ -128,8 +249,8 @@ fn text_or_file(value: &str, what: &str) -> sockit::Result<Bytes> {
 }
 
 /// Builds the library's configuration from the arguments.
-fn config(args: &BenchArgs) -> sockit::Result<BenchConfig> {
-    let mut target = Target::parse(&args.target)?;
+fn config(args: &BenchArgs, target: &str) -> sockit::Result<BenchConfig> {
+    let mut target = Target::parse(target)?;
     match &mut target.protocol {
         Protocol::Http(request) => {
             if args.payload.is_some() || args.expect_bytes.is_some() {
@@ -163,7 +284,7 @@ fn config(args: &BenchArgs) -> sockit::Result<BenchConfig> {
             {
                 return Err(Error::Unsupported(format!(
                     "-X, -H, --body and --close are for http:// targets; {} is raw: use --payload",
-                    args.target
+                    target.endpoint
                 )));
             }
             if let Some(text) = &args.payload {
@@ -173,7 +294,7 @@ fn config(args: &BenchArgs) -> sockit::Result<BenchConfig> {
                 if *reply_end == ReplyEnd::Datagram {
                     return Err(Error::Unsupported(format!(
                         "{} is a datagram endpoint: a reply is one datagram; drop --expect-bytes",
-                        args.target
+                        target.endpoint
                     )));
                 }
                 *reply_end = ReplyEnd::Bytes(n);
@@ -188,16 +309,36 @@ fn config(args: &BenchArgs) -> sockit::Result<BenchConfig> {
     config.duration = args.duration;
     config.requests = args.requests;
     config.warmup = args.warmup;
-    config.rate = args.rate;
+    config.rate = args.rate.as_deref().or(args.stages.as_deref()).cloned();
     config.pipeline = args.pipeline;
     config.close = args.close;
     config.timeout = args.timeout;
     Ok(config)
 }
 
-/// Runs the benchmark and prints its report; Ctrl-C prints the report so far.
+/// Runs the benchmark (or a tool) and prints its report; Ctrl-C prints the
+/// report so far.
 pub async fn run(args: BenchArgs) -> sockit::Result<ExitCode> {
-    let config = config(&args)?;
+    match &args.tool {
+        Some(BenchTool::Merge(merge)) => return run_merge(merge),
+        Some(BenchTool::Plot(plot)) => {
+            bench::plot::plot_file(&plot.input, &plot.output)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        None => {}
+    }
+    let Some(target) = args.target.as_deref() else {
+        return Err(Error::Unsupported(
+            "sockit bench needs a TARGET (or merge, plot)".into(),
+        ));
+    };
+    let config = config(&args, target)?;
+    if let Some(path) = &args.series {
+        bench::report::check_series_path(path)?;
+    }
+    if args.find_max {
+        return run_find_max(&args, config).await;
+    }
     let bar = std::io::stderr().is_terminal().then(progress_bar);
     // Installed before any load starts, so an early Ctrl-C still prints a report.
     let mut interrupt =
@@ -225,11 +366,102 @@ pub async fn run(args: BenchArgs) -> sockit::Result<ExitCode> {
             .write_histogram(std::io::BufWriter::new(file))
             .map_err(|e| Error::Unsupported(format!("cannot write {}: {e}", path.display())))?;
     }
+    outputs(&report, args.save.as_deref(), args.series.as_deref())?;
+    print_report(&report, args.json)
+}
+
+/// Writes the saved run and the series, when asked.
+fn outputs(
+    report: &Report,
+    save: Option<&std::path::Path>,
+    series: Option<&std::path::Path>,
+) -> sockit::Result<()> {
+    if let Some(path) = save {
+        report.save(path)?;
+    }
+    if let Some(path) = series {
+        report.write_series(path)?;
+    }
+    Ok(())
+}
+
+/// `sockit bench --find-max`: one line per step on stderr as it goes, the
+/// answer and the table on stdout.
+async fn run_find_max(args: &BenchArgs, mut config: BenchConfig) -> sockit::Result<ExitCode> {
+    let Some(slo) = args.slo.clone() else {
+        return Err(Error::Unsupported("--find-max needs --slo".into()));
+    };
+    let mut search = FindMaxConfig::new(slo);
+    search.step = args.step;
+    if let Some(profile) = &args.rate {
+        if !profile.is_constant() {
+            return Err(Error::Unsupported(
+                "--find-max starts from one rate: give --rate R, not a ramp".into(),
+            ));
+        }
+        search.start_rate = profile.final_rate();
+    }
+    config.rate = None;
+    let mut interrupt =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(|e| Error::Unsupported(format!("cannot install the Ctrl-C handler: {e}")))?;
+    let stop = async move {
+        interrupt.recv().await;
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let found = bench::find_max(config, search, stop, |step| {
+        if terminal {
+            eprintln!(
+                "step at {:.0} req/s: {}",
+                step.rate,
+                if step.met { "met" } else { "missed" }
+            );
+        }
+    })
+    .await?;
     let text = if args.json {
+        found.json() + "\n"
+    } else {
+        found.text()
+    };
+    write_stdout(&text)
+}
+
+/// `sockit bench merge`.
+fn run_merge(args: &MergeArgs) -> sockit::Result<ExitCode> {
+    let runs = args
+        .files
+        .iter()
+        .map(|path| Report::load(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(report) = Report::merge(&runs) else {
+        return Err(Error::Unsupported(
+            "bench merge needs at least one saved run".into(),
+        ));
+    };
+    outputs(&report, args.save.as_deref(), args.series.as_deref())?;
+    print_report(&report, args.json)
+}
+
+/// Prints the report on stdout, as JSON or text (with the per-second
+/// sparkline on a terminal).
+fn print_report(report: &Report, json: bool) -> sockit::Result<ExitCode> {
+    let text = if json {
         report.json() + "\n"
     } else {
-        report.text()
+        let mut text = report.text();
+        if std::io::stdout().is_terminal() {
+            if let Some(line) = report.sparkline() {
+                text.push_str(&line);
+            }
+        }
+        text
     };
+    write_stdout(&text)
+}
+
+/// Writes `text` to stdout; a closed pipe ends quietly.
+fn write_stdout(text: &str) -> sockit::Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     match stdout
         .write_all(text.as_bytes())

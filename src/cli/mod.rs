@@ -47,7 +47,7 @@ pub enum Command {
     /// Send ICMP echo requests and print the replies, as ping(8).
     Ping(ping::PingArgs),
     /// Load a server with requests and report throughput and latency percentiles.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
 }
 
 impl Cli {
@@ -88,7 +88,7 @@ impl Command {
             Command::Ping(args) => ping::run(args).await,
             // Bench starts its own threads, each with its own runtime; this
             // (current-thread) runtime only waits for them.
-            Command::Bench(args) => bench::run(args).await,
+            Command::Bench(args) => bench::run(*args).await,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::common::{run, sockit, Server};
+use crate::common::{run, run_within, sockit, Server};
 
 /// Runs `sockit bench ARGS… --json`, checks it succeeded, returns the report.
 #[track_caller]
@@ -230,5 +230,455 @@ fn bench_prints_the_report_so_far_on_ctrl_c() {
         report["duration_secs"].as_f64().unwrap() < 30.0,
         "{report:#}"
     );
+    assert_eq!(report["errors"]["total"], 0, "{report:#}");
+}
+
+/// An HTTP server in this test process that answers at most `per_second`
+/// requests a second, whatever the connections: requests queue for one
+/// server, each taking `1 / per_second` (timed against absolute slots, so
+/// sleep overshoot does not lower the capacity). Below capacity replies are
+/// immediate; above it, the queue and the latency grow without bound.
+fn server_with_capacity(per_second: u32) -> std::net::SocketAddr {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = Duration::from_secs(1) / per_second;
+    let next_free = Arc::new(Mutex::new(Instant::now()));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let next_free = Arc::clone(&next_free);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut pending = Vec::new();
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    pending.extend_from_slice(&buf[..n]);
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        pending.drain(..end + 4);
+                        let done = {
+                            let mut next = next_free.lock().unwrap();
+                            let start = (*next).max(Instant::now());
+                            *next = start + service;
+                            *next
+                        };
+                        std::thread::sleep(done.saturating_duration_since(Instant::now()));
+                        let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        if stream.write_all(reply).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The rows of a `--series` CSV file, as maps from column to value.
+fn series_csv(path: &std::path::Path) -> Vec<std::collections::HashMap<String, f64>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(
+        header,
+        [
+            "second",
+            "sent",
+            "completed",
+            "errors",
+            "rate",
+            "p50_us",
+            "p99_us",
+            "max_us"
+        ]
+    );
+    lines
+        .map(|line| {
+            header
+                .iter()
+                .zip(line.split(','))
+                .map(|(k, v)| (k.to_string(), v.parse().unwrap_or(f64::NAN)))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn bench_ramp_shows_the_rate_profile_and_the_capacity_in_the_series() {
+    // 200 → 1800 req/s over 4 s against a server that answers 1000/s.
+    let addr = server_with_capacity(1000);
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("series.csv");
+    let url = format!("http://{addr}/");
+    let out = run(sockit()
+        .args([
+            "bench",
+            &url,
+            "--rate",
+            "200..1800/4s",
+            "-c",
+            "40",
+            "-t",
+            "1",
+        ])
+        .args(["--timeout", "5", "--json", "--series"])
+        .arg(&csv));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["stages"][0]["to"], 1800.0, "{report:#}");
+    let rows = series_csv(&csv);
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    // The schedule: second s had (400 s + 400) requests due; below
+    // capacity, all were sent and answered in it.
+    for (s, row) in rows.iter().enumerate() {
+        assert!(
+            (row["rate"] - (400.0 * s as f64 + 400.0)).abs() < 1.0,
+            "{row:?}"
+        );
+    }
+    for row in &rows[..2] {
+        assert!(
+            (row["sent"] - row["rate"]).abs() <= 0.02 * row["rate"],
+            "{rows:?}"
+        );
+        assert!(
+            (row["completed"] - row["rate"]).abs() <= 0.05 * row["rate"],
+            "{rows:?}"
+        );
+    }
+    // Past capacity, the server's 1000/s shows: the last second completes
+    // about 1000 of the 1800 due, and its latency has grown (from the
+    // intended send times: the backlog waits in the generator, since the
+    // 40 connections have one request in flight each).
+    let last = &rows[3];
+    assert!((850.0..=1100.0).contains(&last["completed"]), "{rows:?}");
+    // The excess over 1000/s from 2 s on, 400·(t − 2) req/s, has queued
+    // 200 requests by 3 s and 800 by 4 s: 0.2 s to 0.8 s of waiting.
+    assert!(last["p99_us"] > 200_000.0, "{rows:?}");
+    assert!(last["p99_us"] > rows[1]["p99_us"], "{rows:?}");
+    // The report says it fell behind, and why.
+    let warnings = report["generator"]["warnings"].to_string();
+    assert!(warnings.contains("fell"), "{report:#}");
+    let completed: f64 = rows.iter().map(|r| r["completed"]).sum();
+    assert_eq!(completed as u64, report["requests"].as_u64().unwrap());
+}
+
+/// Decodes a saved run's base64 HdrHistogram V2 field.
+fn saved_histogram(run: &serde_json::Value) -> hdrhistogram::Histogram<u64> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(run["histogram"].as_str().unwrap())
+        .unwrap();
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut &bytes[..])
+        .unwrap()
+}
+
+#[test]
+fn bench_merge_of_two_saved_runs_is_their_sum() {
+    let server = Server::start(&["-q"]);
+    let url = format!("http://{}/", server.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, ab) = (
+        dir.path().join("a.json"),
+        dir.path().join("b.json"),
+        dir.path().join("ab.json"),
+    );
+    for (file, n) in [(&a, "600"), (&b, "900")] {
+        let out = run(sockit()
+            .args(["bench", &url, "-n", n, "-c", "4", "-t", "1", "--save"])
+            .arg(file));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = run(sockit()
+        .args(["bench", "merge", "--json", "--save"])
+        .args([&ab, &a, &b]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let saved = |p: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let (ra, rb) = (saved(&a), saved(&b));
+    // Counts are exact sums; so are the rates.
+    assert_eq!(merged["requests"], 1500, "{merged:#}");
+    assert_eq!(merged["runs"], 2);
+    assert_eq!(merged["connections"], 8);
+    for field in ["bytes_read", "bytes_written", "sent"] {
+        let sum = ra[field].as_u64().unwrap() + rb[field].as_u64().unwrap();
+        assert_eq!(merged[field], sum, "{field}");
+    }
+    let rps = ra["requests_per_sec"].as_f64().unwrap() + rb["requests_per_sec"].as_f64().unwrap();
+    assert!((merged["requests_per_sec"].as_f64().unwrap() - rps).abs() < 1e-6 * rps);
+    let per_second: u64 = merged["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["completed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_second, 1500);
+    // Percentiles are those of both runs' samples together, within the
+    // histogram's precision (3 significant digits).
+    let mut both = saved_histogram(&ra);
+    both.add(saved_histogram(&rb)).unwrap();
+    assert_eq!(both.len(), 1500);
+    for (field, q) in [
+        ("p50_us", 0.5),
+        ("p90_us", 0.9),
+        ("p99_us", 0.99),
+        ("max_us", 1.0),
+    ] {
+        let want = both.value_at_quantile(q) as f64 / 1000.0;
+        let got = merged["latency"][field].as_f64().unwrap();
+        assert!(
+            (got - want).abs() <= want * 1e-3,
+            "{field}: {got} vs {want}"
+        );
+    }
+    // The merged run merges again: with itself, it doubles.
+    let out = run(sockit().args(["bench", "merge", "--json"]).args([&ab, &ab]));
+    let twice: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(twice["requests"], 3000);
+    assert_eq!(twice["runs"], 4);
+}
+
+#[test]
+fn bench_merge_refuses_files_that_are_not_saved_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, b"{\"requests\": 3}").unwrap();
+    let out = run(sockit().args(["bench", "merge"]).arg(&bad));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("sockit: error: "), "{err}");
+    assert!(
+        err.contains("not a run saved by sockit bench --save"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let out = run(sockit()
+        .args(["bench", "merge"])
+        .arg(dir.path().join("missing.json")));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn bench_find_max_finds_a_servers_capacity_within_ten_percent() {
+    // A server that answers 1000 requests a second: below, replies are
+    // immediate; above, the queue grows by the excess: over a 1.5 s step,
+    // past 100 ms from about 1070/s.
+    let addr = server_with_capacity(1000);
+    let url = format!("http://{addr}/");
+    let started = std::time::Instant::now();
+    let out = run_within(
+        sockit()
+            .args(["bench", &url, "--find-max", "--slo", "p99<100ms,errors<1%"])
+            .args([
+                "--rate", "400", "--step", "1.5", "-c", "50", "-t", "1", "--json",
+            ])
+            .args(["--timeout", "5"]),
+        std::time::Duration::from_secs(40),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let max = found["max_rate"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{found:#}"));
+    assert!((900.0..=1100.0).contains(&max), "found {max}: {found:#}");
+    let steps = found["steps"].as_array().unwrap();
+    // The coarse ramp doubled from 400 and stopped at the first confirmed
+    // miss; the bisection took over; every step well past capacity missed.
+    assert_eq!(steps[0]["rate"], 400.0);
+    assert!(steps.iter().any(|s| s["phase"] == "bisect"), "{found:#}");
+    assert!(steps.iter().any(|s| s["phase"] == "confirm"), "{found:#}");
+    for step in steps {
+        let rate = step["rate"].as_f64().unwrap();
+        if rate >= 1150.0 {
+            assert_eq!(step["met"], false, "{step:#}");
+        }
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(40));
+}
+
+#[test]
+fn bench_plot_draws_latency_and_throughput_series_as_svg() {
+    let server = Server::start(&["-q"]);
+    let url = format!("http://{}/", server.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let (csv, svg) = (dir.path().join("run.csv"), dir.path().join("run.svg"));
+    let out = run(sockit()
+        .args([
+            "bench",
+            &url,
+            "--rate",
+            "100..500/3s",
+            "-c",
+            "4",
+            "-t",
+            "1",
+            "--series",
+        ])
+        .arg(&csv));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(sockit()
+        .args(["bench", "plot"])
+        .arg(&csv)
+        .arg("-o")
+        .arg(&svg));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("not XML ({e})"));
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    // A line per series: three rows, so three points each.
+    let lines: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline"))
+        .filter(|n| {
+            n.attribute("points")
+                .unwrap_or("")
+                .split_whitespace()
+                .count()
+                == 3
+        })
+        .collect();
+    assert_eq!(lines.len(), 6, "p50, p99, max, completed, errors, rate");
+    let labels: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    for label in [
+        "p50",
+        "p99",
+        "max",
+        "completed",
+        "errors",
+        "rate (scheduled)",
+        "ms",
+        "req/s",
+    ] {
+        assert!(labels.contains(&label), "no {label:?} in {labels:?}");
+    }
+    // The scheduled rate line climbs: 150, 300, 450 due in the three seconds.
+    let rate_line = lines.last().unwrap().attribute("points").unwrap();
+    let ys: Vec<f64> = rate_line
+        .split_whitespace()
+        .map(|p| p.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        ys[0] > ys[1] && ys[1] > ys[2],
+        "SVG y grows downwards: {ys:?}"
+    );
+}
+
+#[test]
+fn bench_plot_refuses_a_file_that_is_not_a_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("notes.txt");
+    std::fs::write(&bad, "hello\n").unwrap();
+    let out = run(sockit()
+        .args(["bench", "plot"])
+        .arg(&bad)
+        .args(["-o", "/dev/null"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a series row nor a saved run"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn bench_rejects_malformed_rates_stages_and_slos_in_one_line() {
+    for args in [
+        &["--rate", "100..x/5s"][..],
+        &["--stages", "1000/10s,,"],
+        &["--rate", "5", "--stages", "1/1s"],
+        &["--find-max", "--slo", "p99>10ms"],
+        &["--find-max"],
+        &["--slo", "p99<1ms"],
+    ] {
+        let out = run(sockit().args(["bench", "http://127.0.0.1:1/"]).args(args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+    }
+    let out = run(sockit().args([
+        "bench",
+        "http://127.0.0.1:1/",
+        "--series",
+        "x.txt",
+        "-n",
+        "1",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(".csv"), "{err}");
+}
+
+#[test]
+fn bench_stages_ramp_hold_and_ramp_down_in_the_series() {
+    let server = Server::start(&["-q"]);
+    let url = format!("http://{}/", server.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let series = dir.path().join("stages.jsonl");
+    let out = run(sockit()
+        .args([
+            "bench",
+            &url,
+            "--stages",
+            "400/1s,400..400/1s,0/1s",
+            "-c",
+            "8",
+        ])
+        .args(["-t", "1", "--json", "--series"])
+        .arg(&series));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["stages"].as_array().unwrap().len(), 3, "{report:#}");
+    // 200 + 400 + 200 requests due, and sent, in the three seconds.
+    assert_eq!(report["generator"]["due"], 800, "{report:#}");
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(&series)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let sent: Vec<u64> = rows.iter().map(|r| r["sent"].as_u64().unwrap()).collect();
+    assert_eq!(sent.len(), 3, "{rows:?}");
+    for (got, want) in sent.iter().zip([200, 400, 200]) {
+        assert!(got.abs_diff(want) <= 8, "{sent:?}");
+    }
+    assert_eq!(report["sent"], sent.iter().sum::<u64>());
     assert_eq!(report["errors"]["total"], 0, "{report:#}");
 }
