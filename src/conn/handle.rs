@@ -29,6 +29,16 @@ const LINGER: Duration = Duration::from_secs(2);
 /// How much a closing connection may send before it is dropped.
 const LINGER_BYTES: usize = 1 << 20;
 
+/// What a service formatting into the write queue may read of the
+/// connection meanwhile ([`Conn::queue_and_env`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Env<'a> {
+    pub(crate) limits: &'a ConnLimits,
+    pub(crate) peer: &'a PeerAddr,
+    /// The server is shutting down.
+    pub(crate) closing: bool,
+}
+
 /// The outcome of a read ([`Conn::read`], [`Conn::read_message`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Read {
@@ -166,8 +176,32 @@ impl<C: Connection> Conn<C> {
     /// when the write timeout ran out).
     pub async fn read(&mut self, buf: &mut BytesMut) -> io::Result<Read> {
         self.flush_queued().await?;
-        if let Some(outcome) = self.wait_readable(buf).await? {
-            return Ok(outcome);
+        // `wait_readable`'s steps, written out here rather than awaited: a
+        // nested future's frame would sit in every idle connection's task.
+        while self.clock.is_idle(buf) {
+            if self.shutdown.is_cancelled() {
+                return self.read_during_shutdown(buf);
+            }
+            self.release_buffers(buf);
+            let (waiting, timing, limits) = (&mut self.io, &mut self.clock, &*self.limits);
+            let mut armed = None;
+            let ready = std::future::poll_fn(move |cx| {
+                if let Poll::Ready(ready) = waiting.poll_read_ready(cx) {
+                    return Poll::Ready(ready.map(|()| None));
+                }
+                let wait = Wait::Read { buf_empty: true };
+                timing
+                    .poll_expiry(cx, &mut armed, wait, limits)
+                    .map(|timeout| Ok(Some(timeout)))
+            });
+            tokio::select! {
+                biased;
+                ready = ready => match ready? {
+                    None => break,
+                    Some(timeout) => return Ok(Read::TimedOut(timeout)),
+                },
+                () = self.shutdown.cancelled() => {}
+            }
         }
         buf.reserve(READ_CHUNK);
         let wait = Wait::Read {
@@ -238,23 +272,13 @@ impl<C: Connection> Conn<C> {
 
     /// While nothing of a request is buffered, waits until the socket is
     /// readable (`None`: go on and read), or says why the read ends here.
+    /// The steps of [`Conn::read`]'s idle wait, for `read_message`.
     async fn wait_readable(&mut self, buf: &mut BytesMut) -> io::Result<Option<Read>> {
         while self.clock.is_idle(buf) {
             if self.shutdown.is_cancelled() {
-                buf.reserve(READ_CHUNK);
-                return match self.io.try_read_buf(buf) {
-                    Ok(0) => Ok(Some(Read::Eof)),
-                    Ok(_) => Ok(Some(Read::Data)),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Some(Read::Shutdown)),
-                    Err(e) => Err(e),
-                };
+                return self.read_during_shutdown(buf).map(Some);
             }
-            if buf.capacity() > 0 {
-                *buf = BytesMut::new();
-            }
-            self.out = None;
-            // One poll function for readiness and the timer: smaller than two
-            // futures in the `select!`, and every idle connection holds it.
+            self.release_buffers(buf);
             let (waiting, timing, limits) = (&mut self.io, &mut self.clock, &*self.limits);
             let mut armed = None;
             let ready = std::future::poll_fn(move |cx| {
@@ -278,6 +302,27 @@ impl<C: Connection> Conn<C> {
         Ok(None)
     }
 
+    /// Shutting down and idle: one non-blocking read tells a request whose
+    /// bytes reached the kernel before the signal (finish it) from none.
+    fn read_during_shutdown(&mut self, buf: &mut BytesMut) -> io::Result<Read> {
+        buf.reserve(READ_CHUNK);
+        match self.io.try_read_buf(buf) {
+            Ok(0) => Ok(Read::Eof),
+            Ok(_) => Ok(Read::Data),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Read::Shutdown),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An idle connection holds no buffer: the read buffer and the write
+    /// queue are freed before the wait.
+    fn release_buffers(&mut self, buf: &mut BytesMut) {
+        if buf.capacity() > 0 {
+            *buf = BytesMut::new();
+        }
+        self.out = None;
+    }
+
     /// Queues `bytes` to be written before the next read, or at once once
     /// [`ConnLimits::max_unwritten_bytes`] are queued.
     ///
@@ -296,6 +341,26 @@ impl<C: Connection> Conn<C> {
     /// How many bytes are queued.
     pub fn queued(&self) -> usize {
         self.out.as_ref().map_or(0, |out| out.len())
+    }
+
+    /// The write queue to format into, with what a request–response
+    /// service needs to know meanwhile; for hello, whose responses are
+    /// formatted in place. It must flush (or read) before the queue passes
+    /// [`ConnLimits::max_unwritten_bytes`].
+    pub(crate) fn queue_and_env(&mut self) -> (&mut Vec<u8>, Env<'_>) {
+        let env = Env {
+            limits: &self.limits,
+            peer: &self.peer,
+            closing: self.shutdown.is_cancelled(),
+        };
+        (self.out.get_or_insert_with(Box::default), env)
+    }
+
+    /// Drops what is queued, unwritten.
+    pub(crate) fn clear_queue(&mut self) {
+        if let Some(out) = &mut self.out {
+            out.clear();
+        }
     }
 
     /// Writes everything queued.

@@ -20,6 +20,7 @@ pub mod limits;
 pub(crate) mod mock;
 
 pub use clock::Timeout;
+pub(crate) use handle::Env;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use handle::READ_CHUNK;
 pub use handle::{is_routine_end, Conn, Read};

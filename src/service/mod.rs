@@ -76,8 +76,8 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
-    use crate::conn::{ConnLimits, PeerAddr};
     use crate::conn::mock::{self, MockConn};
+    use crate::conn::{ConnLimits, PeerAddr};
 
     fn conn(io: MockConn, shutdown: &CancellationToken) -> Conn<MockConn> {
         Conn::new(
