@@ -11,6 +11,7 @@
 //! | Unix datagram | [`unix_datagram_bind`] | [`unix_datagram_connect`] |
 //! | Unix seqpacket | [`seqpacket_listener`] | [`seqpacket_connect`] |
 //!
+//! [`tcp_connect_start`] starts a connect without waiting, for `sockit scan`.
 //! [`unix_datagram_try_send_to`] replies to a Unix datagram sender, path or
 //! abstract name. [`remove_stale_socket_file`] checks a socket file left by a dead server
 //! before a Unix listener reuses its path, and [`tipc_rdm_socket`] tells
@@ -100,6 +101,41 @@ pub async fn tcp_connect(addr: SocketAddr) -> io::Result<tokio::net::TcpStream> 
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+/// Starts a TCP connect to `addr` and returns without waiting for it: the
+/// tutorial's `connect_ex` on a non-blocking socket, for a port probe.
+///
+/// In order:
+/// 1. `socket(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC` in one call;
+/// 2. `SO_LINGER` with a zero timeout, so closing the probe sends RST:
+///    neither side keeps the connection in `TIME_WAIT`, and a scan of
+///    every port does not use up the local ports;
+/// 3. `connect(2)`, which sends the SYN and returns at once, usually with
+///    `EINPROGRESS` (returned here as `Ok`). On loopback the answer is
+///    often in before the call returns, so `SO_ERROR` or `getpeername`
+///    tells the result without waiting (see [`crate::scan`]).
+///
+/// The socket is not registered with tokio: most probes never need to
+/// wait, and for those that do the caller converts it.
+///
+/// # Errors
+///
+/// The OS error of the first step that failed: `EMFILE` and `ENOBUFS`
+/// from `socket(2)`, `ENETUNREACH`, `EADDRNOTAVAIL` (no free local port),
+/// `EPERM` (a local firewall rule), … from `connect(2)`.
+pub fn tcp_connect_start(addr: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
+    socket.set_linger(Some(std::time::Duration::ZERO))?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => Ok(socket),
+        Err(err) if err.raw_os_error() == Some(nix::libc::EINPROGRESS) => Ok(socket),
+        Err(err) => Err(err),
+    }
 }
 
 /// Opens a UDP socket bound to `addr`, for a server.
