@@ -33,6 +33,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
@@ -331,11 +332,185 @@ pub async fn scan(
     run(jobs, opts, on_event).await
 }
 
+/// The estimator, even if a task panicked while holding it (its numbers
+/// stay valid: each update is one assignment).
+fn lock(rtt: &Mutex<rtt::RttEstimator>) -> MutexGuard<'_, rtt::RttEstimator> {
+    rtt.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A finished port, waiting for its turn to be reported.
 type Slot = Option<(PortState, Option<Duration>)>;
 
+/// Probes in flight in tasks: each ends with its job, attempt and outcome.
+type Tasks = JoinSet<(u64, u32, Outcome)>;
+
+/// How many probes the loop starts in a row before it lets the runtime
+/// run the tasks that wait (and their timers).
+const BURST: u32 = 256;
+
+/// The state of one scan: the loop in [`run`] starts probes and hands
+/// each outcome to [`Scan::outcome`].
+struct Scan<'a> {
+    jobs: Jobs<'a>,
+    opts: &'a ScanOptions,
+    total: u64,
+    silent_state: PortState,
+    window: window::Window,
+    /// Shared with the waiting tasks, which read it when they start to
+    /// wait, so a probe sent in the first burst already waits what the
+    /// answers before it say.
+    rtt: Arc<Mutex<rtt::RttEstimator>>,
+    /// Probes to send again (silence, or a resource error), before new ones.
+    again: VecDeque<(u64, u32)>,
+    /// The next new job.
+    next: u64,
+    /// Results from `base` on, in job order: reported once all before are.
+    pending: VecDeque<Slot>,
+    base: u64,
+    done: u64,
+    /// Resource errors in a row with nothing in flight.
+    stalls: u32,
+    summary: Summary,
+}
+
+/// What the loop does after an outcome.
+enum Step {
+    Go,
+    /// Nothing is in flight and a resource is short: wait a little.
+    Backoff,
+}
+
+impl Scan<'_> {
+    /// The next probe to send: a retry first, else a new job.
+    fn next_probe(&mut self) -> Option<(u64, u32)> {
+        if let Some(retry) = self.again.pop_front() {
+            return Some(retry);
+        }
+        if self.next < self.total {
+            self.next += 1;
+            self.pending.push_back(None);
+            return Some((self.next - 1, 0));
+        }
+        None
+    }
+
+    /// Books an outcome: a result to report, a retry, or an error.
+    fn outcome(
+        &mut self,
+        job: u64,
+        attempt: u32,
+        outcome: Outcome,
+        in_flight: usize,
+        on_event: &mut impl FnMut(Event<'_>),
+    ) -> Result<Step> {
+        let finished = match outcome {
+            Outcome::Answer { state, rtt } => {
+                self.stalls = 0;
+                if attempt == 0 {
+                    // Karn's rule: an answer to a retry may be the earlier
+                    // attempt's, so only first attempts are timed.
+                    lock(&self.rtt).sample(rtt);
+                    self.window.answered();
+                } else {
+                    self.window.lost();
+                }
+                (state, Some(rtt))
+            }
+            Outcome::Silence if attempt < self.opts.retries => {
+                self.again.push_back((job, attempt + 1));
+                return Ok(Step::Go);
+            }
+            Outcome::Silence => (self.silent_state, None),
+            Outcome::Resource(err) => {
+                self.summary.probes -= 1;
+                self.window.exhausted(in_flight);
+                self.again.push_front((job, attempt));
+                if in_flight > 0 {
+                    return Ok(Step::Go);
+                }
+                self.stalls += 1;
+                if self.stalls > MAX_RESOURCE_STALLS {
+                    return Err(Error::Io {
+                        what: "scanning",
+                        addr: self.jobs.get(job).to_string(),
+                        source: err,
+                    });
+                }
+                return Ok(Step::Backoff);
+            }
+            Outcome::Failed(err) => {
+                return Err(Error::Io {
+                    what: "scanning",
+                    addr: self.jobs.get(job).to_string(),
+                    source: err,
+                });
+            }
+        };
+        self.summary.count(finished.0);
+        self.done += 1;
+        // `job >= base`: each job finishes once, and `base` only passes
+        // finished jobs.
+        let index = usize::try_from(job - self.base).unwrap_or(usize::MAX);
+        if let Some(slot) = self.pending.get_mut(index) {
+            *slot = Some(finished);
+        }
+        while let Some(Some((state, rtt))) = self.pending.front().copied() {
+            self.pending.pop_front();
+            let result = PortResult {
+                addr: self.jobs.get(self.base),
+                protocol: self.opts.protocol,
+                state,
+                rtt,
+            };
+            self.base += 1;
+            on_event(Event::Port(&result));
+        }
+        if self.done % 256 == 0 {
+            on_event(Event::Progress {
+                done: self.done,
+                total: self.total,
+            });
+        }
+        Ok(Step::Go)
+    }
+
+    /// Sends one probe: a TCP probe answered at once is booked here and
+    /// then; one that must wait, and every UDP probe, goes to a task.
+    fn send(
+        &mut self,
+        job: u64,
+        attempt: u32,
+        tasks: &mut Tasks,
+        on_event: &mut impl FnMut(Event<'_>),
+    ) -> Result<Step> {
+        let addr = self.jobs.get(job);
+        self.summary.probes += 1;
+        let rtt = Arc::clone(&self.rtt);
+        let wait = move || lock(&rtt).timeout(attempt);
+        match self.opts.protocol {
+            Protocol::Tcp => match tcp::start(addr) {
+                tcp::Start::Done(outcome) => {
+                    return self.outcome(job, attempt, outcome, tasks.len(), on_event)
+                }
+                tcp::Start::Pending(pending) => {
+                    tasks.spawn(async move { (job, attempt, pending.finish(wait).await) });
+                }
+            },
+            Protocol::Udp => {
+                tasks.spawn(async move { (job, attempt, udp::probe(addr, wait).await) });
+            }
+        }
+        Ok(Step::Go)
+    }
+}
+
 /// The scan loop: keeps the window full, retries silence, and reports
 /// results in job order.
+///
+/// On loopback nearly every TCP probe is answered inside `connect(2)`
+/// ([`tcp::start`]), so the loop books it at once, with no task, timer
+/// or reactor registration; every [`BURST`] probes it yields, so the
+/// tasks of probes that wait are polled in time.
 pub(crate) async fn run(
     jobs: Jobs<'_>,
     opts: &ScanOptions,
@@ -343,125 +518,80 @@ pub(crate) async fn run(
 ) -> Result<Summary> {
     let start = Instant::now();
     let total = jobs.len();
-    let silent_state = match opts.protocol {
-        Protocol::Tcp => PortState::Filtered,
-        Protocol::Udp => PortState::OpenFiltered,
+    let mut scan = Scan {
+        jobs,
+        opts,
+        total,
+        silent_state: match opts.protocol {
+            Protocol::Tcp => PortState::Filtered,
+            Protocol::Udp => PortState::OpenFiltered,
+        },
+        window: window::Window::new(opts.parallel.unwrap_or_else(window::default_parallel)),
+        rtt: Arc::new(Mutex::new(rtt::RttEstimator::new(opts.timeout))),
+        again: VecDeque::new(),
+        next: 0,
+        pending: VecDeque::new(),
+        base: 0,
+        done: 0,
+        stalls: 0,
+        summary: Summary {
+            ports: total,
+            ..Summary::default()
+        },
     };
-    let mut window = window::Window::new(opts.parallel.unwrap_or_else(window::default_parallel));
-    let mut rtt = rtt::RttEstimator::new(opts.timeout);
-    let mut tasks: JoinSet<(u64, u32, Outcome)> = JoinSet::new();
-    let mut again: VecDeque<(u64, u32)> = VecDeque::new();
-    let mut next: u64 = 0;
-    // Results from `base` on, in job order: reported once all before are.
-    let mut pending: VecDeque<Slot> = VecDeque::new();
-    let mut base: u64 = 0;
-    let mut done: u64 = 0;
-    let mut stalls: u32 = 0;
-    let mut summary = Summary {
-        ports: total,
-        ..Summary::default()
-    };
+    let mut tasks: Tasks = JoinSet::new();
     loop {
-        while tasks.len() < window.size() {
-            let (job, attempt) = match again.pop_front() {
-                Some(retry) => retry,
-                None if next < total => {
-                    next += 1;
-                    pending.push_back(None);
-                    (next - 1, 0)
-                }
-                None => break,
+        let mut burst = 0;
+        let mut step = Step::Go;
+        while tasks.len() < scan.window.size() && burst < BURST {
+            let Some((job, attempt)) = scan.next_probe() else {
+                break;
             };
-            let addr = jobs.get(job);
-            let wait = rtt.timeout(attempt);
-            let protocol = opts.protocol;
-            summary.probes += 1;
-            tasks.spawn(async move {
-                let outcome = match protocol {
-                    Protocol::Tcp => tcp::probe(addr, wait).await,
-                    Protocol::Udp => udp::probe(addr, wait).await,
-                };
-                (job, attempt, outcome)
-            });
+            burst += 1;
+            step = scan.send(job, attempt, &mut tasks, &mut on_event)?;
+            if let Step::Backoff = step {
+                break;
+            }
+        }
+        if let Step::Backoff = step {
+            tokio::time::sleep(RESOURCE_BACKOFF).await;
+            continue;
+        }
+        if burst == BURST {
+            // More to send: let the waiting tasks run, then go on.
+            tokio::task::yield_now().await;
+            while let Some(joined) = tasks.try_join_next() {
+                let (job, attempt, outcome) = joined.map_err(task_failed)?;
+                scan.outcome(job, attempt, outcome, tasks.len(), &mut on_event)?;
+            }
+            continue;
         }
         let Some(joined) = tasks.join_next().await else {
-            break;
-        };
-        let (job, attempt, outcome) = joined.map_err(|e| Error::Io {
-            what: "scanning",
-            addr: "a port".into(),
-            source: io::Error::other(format!("a probe task failed: {e}")),
-        })?;
-        let finished = match outcome {
-            Outcome::Answer { state, rtt: took } => {
-                stalls = 0;
-                if attempt == 0 {
-                    rtt.sample(took);
-                    window.answered();
-                } else {
-                    window.lost();
-                }
-                Some((state, Some(took)))
+            if scan.again.is_empty() && scan.next >= total {
+                break;
             }
-            Outcome::Silence if attempt < opts.retries => {
-                again.push_back((job, attempt + 1));
-                None
-            }
-            Outcome::Silence => Some((silent_state, None)),
-            Outcome::Resource(err) => {
-                summary.probes -= 1;
-                window.exhausted(tasks.len());
-                again.push_front((job, attempt));
-                if tasks.is_empty() {
-                    stalls += 1;
-                    if stalls > MAX_RESOURCE_STALLS {
-                        return Err(Error::Io {
-                            what: "scanning",
-                            addr: jobs.get(job).to_string(),
-                            source: err,
-                        });
-                    }
-                    tokio::time::sleep(RESOURCE_BACKOFF).await;
-                }
-                None
-            }
-            Outcome::Failed(err) => {
-                return Err(Error::Io {
-                    what: "scanning",
-                    addr: jobs.get(job).to_string(),
-                    source: err,
-                });
-            }
-        };
-        let Some((state, took)) = finished else {
             continue;
         };
-        summary.count(state);
-        done += 1;
-        // `job >= base`: each job finishes once, and `base` only passes
-        // finished jobs.
-        let index = usize::try_from(job - base).unwrap_or(usize::MAX);
-        if let Some(slot) = pending.get_mut(index) {
-            *slot = Some((state, took));
-        }
-        while let Some(Some((state, rtt))) = pending.front().copied() {
-            pending.pop_front();
-            let result = PortResult {
-                addr: jobs.get(base),
-                protocol: opts.protocol,
-                state,
-                rtt,
-            };
-            base += 1;
-            on_event(Event::Port(&result));
-        }
-        if done % 256 == 0 {
-            on_event(Event::Progress { done, total });
+        let (job, attempt, outcome) = joined.map_err(task_failed)?;
+        if let Step::Backoff = scan.outcome(job, attempt, outcome, tasks.len(), &mut on_event)? {
+            tokio::time::sleep(RESOURCE_BACKOFF).await;
         }
     }
-    on_event(Event::Progress { done, total });
+    on_event(Event::Progress {
+        done: scan.done,
+        total,
+    });
+    let mut summary = scan.summary;
     summary.elapsed = start.elapsed();
     Ok(summary)
+}
+
+fn task_failed(err: tokio::task::JoinError) -> Error {
+    Error::Io {
+        what: "scanning",
+        addr: "a port".into(),
+        source: io::Error::other(format!("a probe task failed: {err}")),
+    }
 }
 
 #[cfg(test)]

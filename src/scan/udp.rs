@@ -38,7 +38,8 @@ pub fn payload(port: u16) -> &'static [u8] {
     }
 }
 
-/// Probes `addr` once, waiting at most `timeout` for an answer.
+/// Probes `addr` once, waiting for an answer as long as `wait` says when
+/// the probe has been sent.
 ///
 /// 1. [`socket::udp_connect`]: a fresh socket, bound to an ephemeral port
 ///    and connected to `addr`, so the kernel hands it only `addr`'s
@@ -47,7 +48,7 @@ pub fn payload(port: u16) -> &'static [u8] {
 /// 3. wait up to `timeout` for a datagram (open), `ECONNREFUSED` (ICMP
 ///    port unreachable: closed), another ICMP unreachable (filtered), or
 ///    nothing (silence; after the retries, `open|filtered`, never open).
-pub(crate) async fn probe(addr: SocketAddr, timeout: Duration) -> Outcome {
+pub(crate) async fn probe(addr: SocketAddr, wait: impl FnOnce() -> Duration) -> Outcome {
     let start = Instant::now();
     let socket = match socket::udp_connect(addr) {
         Ok(socket) => socket,
@@ -57,7 +58,7 @@ pub(crate) async fn probe(addr: SocketAddr, timeout: Duration) -> Outcome {
         return classify(err, start.elapsed());
     }
     let mut buf = [0u8; 512];
-    match tokio::time::timeout(timeout, socket.recv(&mut buf)).await {
+    match tokio::time::timeout(wait(), socket.recv(&mut buf)).await {
         Ok(Ok(_)) => Outcome::Answer {
             state: PortState::Open,
             rtt: start.elapsed(),
@@ -84,7 +85,7 @@ mod tests {
             server
         });
         assert!(matches!(
-            probe(addr, WAIT).await,
+            probe(addr, || WAIT).await,
             Outcome::Answer {
                 state: PortState::Open,
                 ..
@@ -92,7 +93,7 @@ mod tests {
         ));
         drop(echo.join().unwrap());
         assert!(matches!(
-            probe(addr, WAIT).await,
+            probe(addr, || WAIT).await,
             Outcome::Answer {
                 state: PortState::Closed,
                 ..
@@ -104,7 +105,7 @@ mod tests {
     async fn a_port_that_reads_and_never_answers_is_silence() {
         let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = server.local_addr().unwrap();
-        let outcome = probe(addr, Duration::from_millis(100)).await;
+        let outcome = probe(addr, || Duration::from_millis(100)).await;
         assert!(matches!(outcome, Outcome::Silence), "{outcome:?}");
         let mut buf = [0u8; 64];
         server.set_read_timeout(Some(WAIT)).unwrap();

@@ -7,6 +7,7 @@ mod errors;
 mod hardening;
 mod netcat;
 mod ping;
+mod scan;
 mod send;
 mod serve;
 mod transports;

@@ -360,6 +360,11 @@ impl ChildGuard {
     pub fn wait_for_stdout(&mut self, needle: &str) -> String {
         self.stdout.wait_for(needle)
     }
+
+    /// Waits up to `limit` for the child to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        wait_timeout(&mut self.child, limit)
+    }
 }
 
 impl Drop for ChildGuard {
@@ -386,6 +391,12 @@ pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
 /// Runs a command to completion within [`WAIT`], killing it otherwise.
 #[track_caller]
 pub fn run(cmd: &mut Command) -> std::process::Output {
+    run_within(cmd, WAIT)
+}
+
+/// Runs a command to completion within `limit`, killing it otherwise.
+#[track_caller]
+pub fn run_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -400,12 +411,12 @@ pub fn run(cmd: &mut Command) -> std::process::Output {
         buf
     });
     let err_reader = out.clone().collect(child.stderr.take().unwrap());
-    let status = match wait_timeout(&mut child, WAIT) {
+    let status = match wait_timeout(&mut child, limit) {
         Some(status) => status,
         None => {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("command {cmd:?} did not finish within {WAIT:?}");
+            panic!("command {cmd:?} did not finish within {limit:?}");
         }
     };
     let stdout = stdout_reader.join().unwrap();
