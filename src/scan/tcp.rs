@@ -239,6 +239,24 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_socket_connected_to_itself_is_closed_not_open() {
+        // Bind, then connect to our own address: TCP's simultaneous open
+        // connects the socket to itself, as a probe whose kernel-chosen
+        // source port equals the probed port does.
+        let socket = Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket
+            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        let own = socket.local_addr().unwrap();
+        socket.connect(&own).unwrap();
+        assert_eq!(socket.peer_addr().unwrap().as_socket(), own.as_socket());
+        match settled(SockRef::from(&socket), Instant::now()) {
+            Some(Outcome::Answer { state, .. }) => assert_eq!(state, PortState::Closed),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[tokio::test]
     async fn a_probe_of_an_open_port_leaves_no_time_wait_behind() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -488,19 +488,34 @@ fn namespace_child_scans_and_checks() {
     for port in FILTERED_UDP {
         udp_truth.insert(port, "open|filtered".into());
     }
+    let udp = [
+        "-u",
+        "127.0.0.1",
+        UDP_RANGE,
+        "--all",
+        "--timeout",
+        "0.3",
+        "--retries",
+        "3",
+    ];
     for round in 0..3 {
-        let out = run(Command::new(bin).args([
-            "scan",
-            "-u",
-            "127.0.0.1",
-            UDP_RANGE,
-            "--all",
-            "--timeout",
-            "0.3",
-            "--retries",
-            "3",
-        ]));
+        let out = run(Command::new(bin).arg("scan").args(udp));
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         assert_eq!(states(&stdout(&out), "udp"), udp_truth, "UDP round {round}");
     }
+    // Every UDP probe holds its descriptor while it waits: asked for far
+    // more probes in flight than 24 descriptors allow, the scan meets
+    // EMFILE, sends those probes again later, and still reports the truth.
+    let out = run(Command::new("prlimit")
+        .arg("--nofile=24:24")
+        .arg(bin)
+        .arg("scan")
+        .args(udp)
+        .args(["--parallel", "1000"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        states(&stdout(&out), "udp"),
+        udp_truth,
+        "UDP under nofile 24"
+    );
 }
