@@ -138,6 +138,21 @@ fn scan_json_gives_one_object_per_port_with_state_and_rtt() {
 }
 
 #[test]
+fn a_cidr_block_and_a_second_host_are_scanned_each_address_in_order() {
+    // 127.0.0.2 is loopback too: a listener there, none on 127.0.0.1.
+    let listener = TcpListener::bind("127.0.0.2:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let out = scan(&["127.0.0.0/30", "127.0.0.3", &port.to_string(), "--all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "127.0.0.1:{port} tcp closed\n127.0.0.2:{port} tcp open\n127.0.0.3:{port} tcp closed\n"
+        )
+    );
+}
+
+#[test]
 fn scan_with_no_open_port_exits_1_and_prints_no_port() {
     let out = scan(&["127.0.0.1", &list(&free_ports(3))]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
