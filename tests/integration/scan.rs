@@ -503,6 +503,35 @@ fn namespace_child_scans_and_checks() {
     for port in FILTERED_UDP {
         udp_truth.insert(port, "open|filtered".into());
     }
+    // DNS and NTP servers that answer only a well-formed request: the
+    // probes of 53 and 123 carry one, so they are open; an empty datagram
+    // would have left them open|filtered.
+    for (port, well_formed) in [
+        (
+            53,
+            (|q: &[u8]| q.len() >= 17 && q[4..6] == [0, 1]) as fn(&[u8]) -> bool,
+        ),
+        (123, |q: &[u8]| q.len() == 48 && q[0] & 0x07 == 3),
+    ] {
+        let socket = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+                if well_formed(&buf[..n]) {
+                    let _ = socket.send_to(&buf[..n], peer);
+                }
+            }
+        });
+    }
+    let out =
+        run(Command::new(bin).args(["scan", "-u", "127.0.0.1", "53,123", "--timeout", "0.3"]));
+    assert_eq!(
+        stdout(&out),
+        "127.0.0.1:53 udp open\n127.0.0.1:123 udp open\n",
+        "{}",
+        stderr(&out)
+    );
+
     let udp = [
         "-u",
         "127.0.0.1",
