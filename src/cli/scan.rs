@@ -47,7 +47,10 @@ pub struct ScanArgs {
     #[arg(short, long)]
     all: bool,
 
-    /// Print one JSON object per port: host, port, protocol, state, rtt_ms.
+    /// Print one JSON object per line instead: host, port, protocol, state,
+    /// rtt_ms (null when nothing answered).
+    ///
+    /// The same ports as the text lines: the open ones, or every port with --all.
     #[arg(long)]
     json: bool,
 
