@@ -426,12 +426,14 @@ fn namespace_child_scans_and_checks() {
     drop_filtered_ports();
     // Listeners that accept and drop every connection, so no backlog fills.
     for port in OPEN_TCP {
-        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                drop(conn);
-            }
-        });
+        for host in ["127.0.0.1", "::1"] {
+            let listener = TcpListener::bind((host, port)).unwrap();
+            std::thread::spawn(move || {
+                for conn in listener.incoming() {
+                    drop(conn);
+                }
+            });
+        }
     }
     for port in OPEN_UDP {
         let socket = UdpSocket::bind(("127.0.0.1", port)).unwrap();
@@ -451,7 +453,7 @@ fn namespace_child_scans_and_checks() {
     }
     // The ss view of the namespace agrees with what the test set up.
     let ss = stdout(&must(Command::new("ss").args(["-Hltn"])));
-    assert_eq!(ss.lines().count(), OPEN_TCP.len(), "{ss}");
+    assert_eq!(ss.lines().count(), 2 * OPEN_TCP.len(), "{ss}");
 
     let bin = env!("CARGO_BIN_EXE_sockit");
     for round in 0..ROUNDS {
@@ -494,6 +496,11 @@ fn namespace_child_scans_and_checks() {
         );
         eprintln!("round {round}: nofile 256 {limited}, {took:?}");
     }
+
+    // IPv6 once: the same truth on ::1 (the nft table is inet: both families).
+    let out = run(Command::new(bin).args(["scan", "-6", "::1", "-", "--all"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(states(&stdout(&out), "tcp"), truth, "IPv6 full scan");
 
     let mut udp_truth: BTreeMap<u16, String> =
         (7000..=7029).map(|p| (p, "closed".into())).collect();
