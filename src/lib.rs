@@ -28,6 +28,7 @@
 //! - [`client`]: `send`, the tutorial's client
 //! - [`bridge`]: standard input and output bridged to a socket (netcat)
 //! - [`ping`]: ICMP echo over datagram or raw sockets, and its packets
+//! - [`scan`]: `sockit scan`, the port scanner: PORTS and HOST parsing, TCP and UDP probes, RTT-adapted waits, the descriptor-bounded window, `--wait-until-open`, result lines
 //! - [`escape`]: bytes shown to people
 //! - [`logging`]: plain log lines on stderr through a non-blocking writer
 //! - [`error`]: the error type
@@ -48,6 +49,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod logging;
 pub mod ping;
+pub mod scan;
 pub mod seqpacket;
 pub mod server;
 pub mod service;

@@ -11,6 +11,8 @@
 //! | Unix datagram | [`unix_datagram_bind`] | [`unix_datagram_connect`] |
 //! | Unix seqpacket | [`seqpacket_listener`] | [`seqpacket_connect`] |
 //!
+//! [`tcp_connect_start`] starts a connect without waiting, for `sockit scan`
+//! ([`tcp_probe_socket`] and [`tcp_connect_again`] are its two steps).
 //! [`unix_datagram_try_send_to`] replies to a Unix datagram sender, path or
 //! abstract name. [`remove_stale_socket_file`] checks a socket file left by a dead server
 //! before a Unix listener reuses its path, and [`tipc_rdm_socket`] tells
@@ -100,6 +102,69 @@ pub async fn tcp_connect(addr: SocketAddr) -> io::Result<tokio::net::TcpStream> 
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+/// Starts a TCP connect to `addr` and returns without waiting for it: the
+/// tutorial's `connect_ex` on a non-blocking socket, for a port probe.
+///
+/// [`tcp_probe_socket`], then [`tcp_connect_again`] to `addr`.
+///
+/// # Errors
+///
+/// The OS error of the first step that failed: `EMFILE` and `ENOBUFS`
+/// from `socket(2)`, `ENETUNREACH`, `EADDRNOTAVAIL` (no free local port),
+/// `EPERM` (a local firewall rule), … from `connect(2)`.
+pub fn tcp_connect_start(addr: SocketAddr) -> io::Result<Socket> {
+    let socket = tcp_probe_socket(addr)?;
+    tcp_connect_again(&socket, addr)?;
+    Ok(socket)
+}
+
+/// Opens a TCP socket of `addr`'s family for port probes.
+///
+/// In order:
+/// 1. `socket(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC` in one call;
+/// 2. `SO_LINGER` with a zero timeout, so closing the probe sends RST:
+///    neither side keeps the connection in `TIME_WAIT`, and a scan of
+///    every port does not use up the local ports.
+///
+/// The socket is not registered with tokio: most probes never need to
+/// wait, and for those that do the caller converts it.
+///
+/// # Errors
+///
+/// The `socket(2)` or `setsockopt(2)` error (`EMFILE`, `ENOBUFS`, …).
+pub fn tcp_probe_socket(addr: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
+    socket.set_linger(Some(std::time::Duration::ZERO))?;
+    Ok(socket)
+}
+
+/// `connect(2)` on a non-blocking TCP socket, with `EINPROGRESS` (the
+/// usual answer: the SYN is sent) returned as `Ok`.
+///
+/// Called a second time on the same socket, it tells how the first
+/// ended: `Ok` (or `EISCONN`) when connected, `EALREADY` while the
+/// handshake is in progress, or the error the connect failed with. On
+/// Linux, that failing call also resets the socket to unconnected
+/// (`inet_stream_connect` → `tcp_disconnect`), so it can connect again,
+/// to another port: a port scan then costs no `socket(2)` and `close(2)`
+/// per closed port. (POSIX leaves a socket's state after a failed
+/// connect unspecified; this is Linux behaviour, and sockit is Linux
+/// software.)
+///
+/// # Errors
+///
+/// The `connect(2)` error.
+pub fn tcp_connect_again(socket: &Socket, addr: SocketAddr) -> io::Result<()> {
+    match socket.connect(&addr.into()) {
+        Err(err) if err.raw_os_error() == Some(nix::libc::EINPROGRESS) => Ok(()),
+        other => other,
+    }
 }
 
 /// Opens a UDP socket bound to `addr`, for a server.

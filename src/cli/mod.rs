@@ -11,6 +11,7 @@ mod bench;
 mod connect;
 mod listen;
 mod ping;
+mod scan;
 mod send;
 mod serve;
 mod values;
@@ -48,6 +49,8 @@ pub enum Command {
     Ping(ping::PingArgs),
     /// Load a server with requests and report throughput and latency percentiles.
     Bench(Box<bench::BenchArgs>),
+    /// Scan ports: which are open, closed or filtered (the tutorial's connect_ex).
+    Scan(scan::ScanArgs),
 }
 
 impl Cli {
@@ -89,6 +92,7 @@ impl Command {
             // Bench starts its own threads, each with its own runtime; this
             // (current-thread) runtime only waits for them.
             Command::Bench(args) => bench::run(*args).await,
+            Command::Scan(args) => scan::run(args).await,
         }
     }
 }

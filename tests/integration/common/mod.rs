@@ -360,6 +360,11 @@ impl ChildGuard {
     pub fn wait_for_stdout(&mut self, needle: &str) -> String {
         self.stdout.wait_for(needle)
     }
+
+    /// Waits up to `limit` for the child to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        wait_timeout(&mut self.child, limit)
+    }
 }
 
 impl Drop for ChildGuard {
