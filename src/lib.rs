@@ -20,7 +20,7 @@
 //! - [`endpoint`]: the one endpoint parser (`8888`, `[::1]:8888`, `unix:@name`, …)
 //! - [`socket`]: the one place a socket is opened (socket2 options, then tokio)
 //! - [`seqpacket`]: Unix `SOCK_SEQPACKET` sockets driven by tokio, keeping message boundaries
-//! - [`server`]: the server builder, the one accept loop, the one datagram loop, socket files, limits, shutdown
+//! - [`server`]: the server builder, the one accept loop and its per-connection [`Handler`](server::Handler), the one datagram loop, socket files, limits, shutdown
 //! - [`conn`]: what a service is handed per connection
 //! - [`service`]: the services, one per file behind one trait
 //! - [`http`]: HTTP/1.x request framing on top of `httparse`
@@ -28,6 +28,7 @@
 //! - [`client`]: `send`, the tutorial's client
 //! - [`bridge`]: standard input and output bridged to a socket (netcat)
 //! - [`ping`]: ICMP echo over datagram or raw sockets, and its packets
+//! - [`relay`]: `sockit relay FROM TO` (socat's job): pairs, splice, exec children
 //! - [`escape`]: bytes shown to people
 //! - [`logging`]: plain log lines on stderr through a non-blocking writer
 //! - [`error`]: the error type
@@ -48,6 +49,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod logging;
 pub mod ping;
+pub mod relay;
 pub mod seqpacket;
 pub mod server;
 pub mod service;

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use tracing::{debug, error, info, warn, Instrument};
 
 use crate::conn::ConnReport;
+use crate::server::handler::Handler;
 use crate::server::listener::Listener;
 use crate::server::panic::catch_panic;
 use crate::server::Shared;
-use crate::service::Service;
 
 /// How an `accept(2)` error is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,15 +190,15 @@ impl ConnLog {
     }
 }
 
-/// Accepts connections from `listener` and spawns `service` on each, until
+/// Accepts connections from `listener` and spawns `handler` on each, until
 /// the server's shutdown token is cancelled. Then drops the listener, so the
 /// kernel refuses new clients instead of queueing them.
 ///
 /// Nothing else ends the loop: per-connection errors are skipped, resource
 /// errors back off (see [`Burst`]), and the loop does no client I/O.
-pub(crate) async fn accept_loop<L: Listener, S: Service>(
+pub(crate) async fn accept_loop<L: Listener, H: Handler<L::Io>>(
     mut listener: L,
-    service: Arc<S>,
+    handler: Arc<H>,
     shared: Arc<Shared>,
 ) {
     let local = listener
@@ -258,13 +258,13 @@ pub(crate) async fn accept_loop<L: Listener, S: Service>(
             shutdown: shared.shutdown.clone(),
             limits: shared.limits.clone(),
         };
-        let service = service.clone();
+        let handler = handler.clone();
         let stats = shared.stats.clone();
         shared.tracker.spawn(
             async move {
-                // The connection boundary: a panic in the service drops its
+                // The connection boundary: a panic in the handler drops its
                 // stream (closing the socket) and ends only this task.
-                let report = match catch_panic(service.serve(io, ctx)).await {
+                let report = match catch_panic(handler.handle(io, ctx)).await {
                     Ok(report) => report,
                     Err(panic) => {
                         error!("connection from {peer} closed: the service panicked: {panic}");

@@ -34,14 +34,17 @@ use crate::{Error, Result};
 
 pub(crate) mod accept;
 pub mod datagram;
+pub mod handler;
 pub mod limits;
 pub mod listener;
 mod panic;
 pub mod shutdown;
 pub mod socket_file;
 
+pub use handler::Handler;
 pub use limits::Limits;
 pub use listener::{Listener, LocalAddr};
+pub(crate) use panic::install_hook as install_panic_hook;
 pub use shutdown::Signals;
 pub use socket_file::SocketFile;
 
@@ -92,6 +95,48 @@ pub(crate) struct Shared {
     pub(crate) limits: Arc<Limits>,
     /// Counters for the summary.
     pub(crate) stats: Arc<Stats>,
+}
+
+impl Shared {
+    /// State for a server holding connections to `limits`.
+    pub(crate) fn new(limits: Limits) -> Shared {
+        let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+        Shared {
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            slots: Arc::new(Semaphore::new(max)),
+            limits: Arc::new(limits),
+            stats: Arc::new(Stats::default()),
+        }
+    }
+
+    /// The last two steps of a graceful shutdown, once `shutdown` is
+    /// decided: tell every accept loop and connection (cancel the token),
+    /// wait for the loops to close their listeners, then wait for the
+    /// connections up to `grace` or until `force` resolves. Returns how
+    /// many connections were still open at the end.
+    pub(crate) async fn drain(
+        &self,
+        mut accept_loops: JoinSet<()>,
+        grace: Duration,
+        force: impl Future<Output = ()> + Send,
+    ) -> usize {
+        self.shutdown.cancel();
+        while accept_loops.join_next().await.is_some() {}
+        self.tracker.close();
+        tokio::pin!(force);
+        tokio::select! {
+            () = self.tracker.wait() => 0,
+            () = tokio::time::sleep(grace) => {
+                warn!("grace period of {}s is over: closing {} connections", grace.as_secs_f64(), self.tracker.len());
+                self.tracker.len()
+            }
+            () = &mut force => {
+                warn!("second signal: exiting now, closing {} connections", self.tracker.len());
+                self.tracker.len()
+            }
+        }
+    }
 }
 
 /// A bound server socket of any transport: a listener for the stream
@@ -309,17 +354,10 @@ impl Builder {
         listeners: Vec<BoundListener>,
         service: S,
     ) -> Server<S> {
-        let max = self.limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
         Server {
             listeners,
             service: Arc::new(service),
-            shared: Arc::new(Shared {
-                shutdown: CancellationToken::new(),
-                tracker: TaskTracker::new(),
-                slots: Arc::new(Semaphore::new(max)),
-                limits: Arc::new(self.limits),
-                stats: Arc::new(Stats::default()),
-            }),
+            shared: Arc::new(Shared::new(self.limits)),
             grace: self.grace,
         }
     }
@@ -498,27 +536,12 @@ impl<S: Service> Server<S> {
 
         // Decide.
         shutdown.await;
-        // Tell.
+        // Tell, then wait.
         info!(
             "shutting down: no new connections; finishing requests in flight (up to {}s)",
             grace.as_secs_f64()
         );
-        shared.shutdown.cancel();
-        while accept_loops.join_next().await.is_some() {}
-        // Wait.
-        shared.tracker.close();
-        tokio::pin!(force);
-        let abandoned = tokio::select! {
-            () = shared.tracker.wait() => 0,
-            () = tokio::time::sleep(grace) => {
-                warn!("grace period of {}s is over: closing {} connections", grace.as_secs_f64(), shared.tracker.len());
-                shared.tracker.len()
-            }
-            () = &mut force => {
-                warn!("second signal: exiting now, closing {} connections", shared.tracker.len());
-                shared.tracker.len()
-            }
-        };
+        let abandoned = shared.drain(accept_loops, grace, force).await;
         let stats = &shared.stats;
         Summary {
             connections: stats.connections.load(Ordering::Relaxed),

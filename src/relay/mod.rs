@@ -1,0 +1,311 @@
+//! `sockit relay FROM TO`: socat's job. Accept on FROM, and join each
+//! connection to a new one to TO (or to a child process, `exec:CMD`).
+//!
+//! A relay runs on the server's machinery: listeners bound by
+//! [`Builder::bind_listeners`](crate::server::Builder::bind_listeners),
+//! the one accept loop (a [`Handler`] per connection, here
+//! [`StreamRelay`]), its limits (`max_connections`, the idle timeout) and
+//! its graceful shutdown (stop accepting, let pairs finish up to the grace
+//! period).
+//!
+//! | FROM | TO | how bytes move |
+//! |---|---|---|
+//! | TCP, Unix stream | TCP, Unix stream | `splice(2)` through a pipe per direction ([`splice`]) |
+//! | any stream | seqpacket, `exec:` | a 64 KiB buffer per direction |
+//! | seqpacket | any stream | a 64 KiB buffer per direction, a message per read |
+//!
+//! How a pair ends (half-close, resets, idle timeout) is in [`pair`].
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tracing::info;
+
+use crate::conn::{ConnContext, ConnReport};
+use crate::server::limits::default_max_connections;
+use crate::server::{accept, BoundListener, Builder, Handler, Limits, LocalAddr, Shared};
+use crate::{Error, Result};
+
+pub mod exec;
+pub mod pair;
+pub mod splice;
+pub mod target;
+
+pub use pair::{PairEnd, RelayStream};
+pub use target::Target;
+
+use target::{Resolved, Upstream};
+
+/// Descriptors one spliced pair holds: the two sockets and two pipes (two
+/// ends each). The default `max_connections` of a relay is the server's
+/// default divided by this, so a full relay does not run out of them.
+pub const DESCRIPTORS_PER_PAIR: usize = 6;
+
+/// How long connecting to TO may take. Default is 10 seconds.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a relay behaves. `Default` gives the defaults listed per field.
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    /// Limits of the accept loop. A relay uses `max_connections` (pairs at
+    /// once) and `idle_timeout` (a pair with no byte moving either way for
+    /// this long is closed). Default is [`Limits::default`] with
+    /// `max_connections` divided by [`DESCRIPTORS_PER_PAIR`].
+    pub limits: Limits,
+    /// How long pairs may go on after shutdown begins. Default is 5 seconds.
+    pub grace: Duration,
+    /// Bounds connecting to TO, per address. Default is 10 seconds
+    /// ([`DEFAULT_CONNECT_TIMEOUT`]); `None` waits as long as the OS does.
+    pub connect_timeout: Option<Duration>,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        RelayOptions {
+            limits: Limits {
+                max_connections: default_max_pairs(),
+                ..Limits::default()
+            },
+            grace: crate::server::DEFAULT_GRACE,
+            connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
+        }
+    }
+}
+
+/// The default bound on pairs at once: the server's default
+/// ([`default_max_connections`]) divided by [`DESCRIPTORS_PER_PAIR`].
+pub fn default_max_pairs() -> usize {
+    (default_max_connections() / DESCRIPTORS_PER_PAIR).max(1)
+}
+
+/// Counters over every pair of one relay, for its summary.
+#[derive(Debug, Default)]
+struct Totals {
+    pairs: AtomicU64,
+    up: AtomicU64,
+    down: AtomicU64,
+    failed_connects: AtomicU64,
+    resets: AtomicU64,
+}
+
+/// The per-connection handler of a stream relay: open TO, join the two,
+/// log how it went.
+#[derive(Debug)]
+pub struct StreamRelay {
+    target: Resolved,
+    /// TO as the user wrote it, for logs.
+    to: String,
+    connect_timeout: Option<Duration>,
+    idle_timeout: Duration,
+    totals: Arc<Totals>,
+}
+
+impl<Io: RelayStream> Handler<Io> for StreamRelay {
+    async fn handle(&self, mut client: Io, ctx: ConnContext) -> ConnReport {
+        let peer = &ctx.peer;
+        let mut upstream = match target::open(&self.target, self.connect_timeout, peer).await {
+            Ok(upstream) => upstream,
+            Err(err) => {
+                self.totals.failed_connects.fetch_add(1, Ordering::Relaxed);
+                info!(target: "sockit::conn", "relay from {peer} failed: {err}");
+                // A reset, not a clean close: the client must not take the
+                // empty stream for a complete (empty) answer.
+                client.set_reset_on_close();
+                return ConnReport {
+                    requests: 0,
+                    error: true,
+                };
+            }
+        };
+        let progress = pair::Progress::new();
+        let end = match &mut upstream {
+            Upstream::Tcp(s) => pair::join(&mut client, s, self.idle_timeout, &progress).await,
+            Upstream::Unix(s) => pair::join(&mut client, s, self.idle_timeout, &progress).await,
+            Upstream::SeqPacket(s) => {
+                pair::join(&mut client, s, self.idle_timeout, &progress).await
+            }
+            Upstream::Exec(s) => pair::join(&mut client, s, self.idle_timeout, &progress).await,
+        };
+        // Close the client first, then the upstream (and reap a child).
+        drop(client);
+        if let Upstream::Exec(child) = upstream {
+            child.finish().await;
+        } else {
+            drop(upstream);
+        }
+        let (up, down) = (
+            progress.up.load(Ordering::Relaxed),
+            progress.down.load(Ordering::Relaxed),
+        );
+        let totals = &self.totals;
+        totals.pairs.fetch_add(1, Ordering::Relaxed);
+        totals.up.fetch_add(up, Ordering::Relaxed);
+        totals.down.fetch_add(down, Ordering::Relaxed);
+        let error = matches!(end, PairEnd::Reset(_));
+        if error {
+            totals.resets.fetch_add(1, Ordering::Relaxed);
+        }
+        info!(
+            target: "sockit::request",
+            "{peer} <-> {}: {end} after {:.3}s, {up} bytes up, {down} bytes down",
+            self.to,
+            progress.elapsed().as_secs_f64()
+        );
+        ConnReport { requests: 0, error }
+    }
+}
+
+/// A bound relay, ready to [`run`](Relay::run_with).
+#[derive(Debug)]
+pub struct Relay {
+    /// The FROM sockets, bound.
+    listeners: Vec<BoundListener>,
+    /// What each connection is handed to.
+    handler: Arc<StreamRelay>,
+    /// The accept loops' shared state: shutdown token, task tracker, slots.
+    shared: Arc<Shared>,
+    /// How long pairs may go on after shutdown begins.
+    grace: Duration,
+    totals: Arc<Totals>,
+}
+
+/// What a relay did, returned by [`Relay::run_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelaySummary {
+    /// Pairs that ran and ended.
+    pub pairs: u64,
+    /// Bytes from clients to TO.
+    pub bytes_up: u64,
+    /// Bytes from TO to clients.
+    pub bytes_down: u64,
+    /// Connections whose TO could not be opened.
+    pub failed_connects: u64,
+    /// Pairs that ended in a reset or an error.
+    pub resets: u64,
+    /// Pairs still open when the grace period ran out.
+    pub abandoned: usize,
+}
+
+impl std::fmt::Display for RelaySummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "relayed {} connections, {} bytes up, {} bytes down, {} resets, {} failed connects",
+            self.pairs, self.bytes_up, self.bytes_down, self.resets, self.failed_connects
+        )?;
+        if self.abandoned > 0 {
+            write!(f, "; {} connections cut off at exit", self.abandoned)?;
+        }
+        Ok(())
+    }
+}
+
+impl Relay {
+    /// Binds FROM (the endpoints given to `builder`: its backlog, mode and
+    /// family apply) and prepares TO (a TCP name is resolved once, here).
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::bind`] for FROM; [`Error::Resolve`] for a TO that does
+    /// not resolve; [`Error::Unsupported`] for a pair of transports a relay
+    /// cannot join (a datagram FROM with a stream TO, or the reverse).
+    pub async fn bind(builder: Builder, to: &Target, opts: RelayOptions) -> Result<Relay> {
+        let target = Resolved::new(to, None).await?;
+        let listeners = builder.bind_listeners().await?;
+        for listener in &listeners {
+            let datagram = matches!(
+                listener,
+                BoundListener::Udp(_) | BoundListener::UnixDgram(..)
+            );
+            if datagram || !target.is_stream() {
+                let from = listener
+                    .local_addr()
+                    .map_or_else(|_| "FROM".to_owned(), |a| a.to_string());
+                return Err(Error::Unsupported(format!(
+                    "relay cannot join {from} to {to}: relay joins a stream endpoint to a stream endpoint or exec:"
+                )));
+            }
+        }
+        let totals = Arc::new(Totals::default());
+        Ok(Relay {
+            listeners,
+            handler: Arc::new(StreamRelay {
+                target,
+                to: to.to_string(),
+                connect_timeout: opts.connect_timeout,
+                idle_timeout: opts.limits.idle_timeout,
+                totals: totals.clone(),
+            }),
+            shared: Arc::new(Shared::new(opts.limits)),
+            grace: opts.grace,
+            totals,
+        })
+    }
+
+    /// The addresses FROM is bound to, with the real ports.
+    pub fn local_addrs(&self) -> Vec<LocalAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Relays until `shutdown` resolves, then shuts down as
+    /// [`Server::run_with`](crate::server::Server::run_with) does: closes
+    /// the listeners, lets pairs go on up to the grace period (or until
+    /// `force` resolves), and returns what it did.
+    pub async fn run_with(
+        self,
+        shutdown: impl Future<Output = ()> + Send,
+        force: impl Future<Output = ()> + Send,
+    ) -> RelaySummary {
+        let Relay {
+            listeners,
+            handler,
+            shared,
+            grace,
+            totals,
+        } = self;
+        crate::server::install_panic_hook();
+        let mut accept_loops = JoinSet::new();
+        for listener in listeners {
+            let (handler, shared) = (handler.clone(), shared.clone());
+            match listener {
+                BoundListener::Tcp(l) => {
+                    accept_loops.spawn(accept::accept_loop(l, handler, shared));
+                }
+                BoundListener::Unix(l, file) => {
+                    accept_loops.spawn(async move {
+                        accept::accept_loop(l, handler, shared).await;
+                        drop(file);
+                    });
+                }
+                BoundListener::SeqPacket(l, file) => {
+                    accept_loops.spawn(async move {
+                        accept::accept_loop(l, handler, shared).await;
+                        drop(file);
+                    });
+                }
+                // Refused in `bind`.
+                BoundListener::Udp(_) | BoundListener::UnixDgram(..) => {}
+            }
+        }
+        shutdown.await;
+        info!(
+            "shutting down: no new connections; letting pairs finish (up to {}s)",
+            grace.as_secs_f64()
+        );
+        let abandoned = shared.drain(accept_loops, grace, force).await;
+        RelaySummary {
+            pairs: totals.pairs.load(Ordering::Relaxed),
+            bytes_up: totals.up.load(Ordering::Relaxed),
+            bytes_down: totals.down.load(Ordering::Relaxed),
+            failed_connects: totals.failed_connects.load(Ordering::Relaxed),
+            resets: totals.resets.load(Ordering::Relaxed),
+            abandoned,
+        }
+    }
+}
