@@ -10,10 +10,14 @@
 //! | `SOCKIT_PEER_ADDR` | the peer as sockit prints it (`127.0.0.1:53422`, `unix:<unnamed>`) |
 //! | `SOCAT_PEERADDR`, `SOCAT_PEERPORT` | the peer's IP and port, as socat names them (IP peers only) |
 //!
-//! It is reaped on every path: after the relay ends, its pipes are closed
-//! and it gets [`EXIT_WAIT`] to exit before it is killed and waited for;
-//! if the task itself is dropped (a panic, the end of the grace period),
-//! tokio's `kill_on_drop` kills it and tokio reaps it.
+//! It is reaped on every path: after a pair that ended cleanly (both
+//! directions at end of stream), its pipes are closed and it gets
+//! [`EXIT_WAIT`] to exit before it is killed (`SIGKILL`) and waited for;
+//! after an idle timeout or a reset it is killed at once; if the task
+//! itself is dropped (a panic, the end of the grace period), tokio's
+//! `kill_on_drop` kills it and tokio reaps it. A child that exits while
+//! the client is still connected stays a zombie until the pair ends: the
+//! client may still be sending (half-close).
 
 use std::io;
 use std::pin::Pin;
@@ -76,15 +80,16 @@ impl ExecStream {
     }
 
     /// Closes the pipes and reaps the child: waits up to [`EXIT_WAIT`] for
-    /// it to exit, then kills it and waits.
-    pub async fn finish(self) {
+    /// it to exit (none with `kill_now`), then kills it and waits.
+    pub async fn finish(self, kill_now: bool) {
         let ExecStream {
             mut child,
             stdout,
             stdin,
         } = self;
         drop((stdin, stdout));
-        match tokio::time::timeout(EXIT_WAIT, child.wait()).await {
+        let wait = if kill_now { Duration::ZERO } else { EXIT_WAIT };
+        match tokio::time::timeout(wait, child.wait()).await {
             Ok(Ok(status)) => tracing::debug!(%status, "exec child exited"),
             Ok(Err(err)) => tracing::debug!(%err, "waiting for the exec child failed"),
             Err(_) => {

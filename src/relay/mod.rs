@@ -132,7 +132,7 @@ impl<Io: RelayStream> Handler<Io> for StreamRelay {
         // Close the client first, then the upstream (and reap a child).
         drop(client);
         if let Upstream::Exec(child) = upstream {
-            child.finish().await;
+            child.finish(!matches!(end, PairEnd::Closed)).await;
         } else {
             drop(upstream);
         }

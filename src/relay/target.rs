@@ -133,3 +133,35 @@ pub(crate) async fn open(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_targets_keep_the_whole_command() {
+        assert_eq!(
+            "exec:sh -c 'echo a:b'".parse::<Target>().unwrap(),
+            Target::Exec("sh -c 'echo a:b'".into())
+        );
+        assert_eq!(
+            "exec:cat".parse::<Target>().unwrap().to_string(),
+            "exec:cat"
+        );
+    }
+
+    #[test]
+    fn an_empty_exec_command_is_an_error_that_shows_the_form() {
+        let err = "exec: ".parse::<Target>().unwrap_err();
+        assert!(err.to_string().contains("exec:COMMAND"), "{err}");
+    }
+
+    #[test]
+    fn other_targets_go_through_the_endpoint_parser() {
+        assert_eq!(
+            "127.0.0.1:80".parse::<Target>().unwrap(),
+            Target::Connect("127.0.0.1:80".parse().unwrap())
+        );
+        assert!("unix:".parse::<Target>().is_err());
+    }
+}

@@ -7,6 +7,7 @@ mod errors;
 mod hardening;
 mod netcat;
 mod ping;
+mod relay;
 mod send;
 mod serve;
 mod transports;
