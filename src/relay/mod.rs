@@ -150,9 +150,10 @@ impl<Io: RelayStream> Handler<Io> for StreamRelay {
         }
         info!(
             target: "sockit::request",
-            "{peer} <-> {}: {end} after {:.3}s, {up} bytes up, {down} bytes down",
+            "{peer} <-> {}: {end} after {:.3}s, {up} bytes up, {down} bytes down ({})",
             self.to,
-            progress.elapsed().as_secs_f64()
+            progress.elapsed().as_secs_f64(),
+            progress.copy_mode()
         );
         ConnReport { requests: 0, error }
     }

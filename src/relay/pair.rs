@@ -19,7 +19,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -92,6 +92,8 @@ pub(crate) struct Progress {
     pub(crate) down: AtomicU64,
     /// Milliseconds from `start` to the last move.
     last_ms: AtomicU64,
+    /// Whether the pair was joined with `splice(2)`.
+    spliced: AtomicBool,
 }
 
 impl Progress {
@@ -101,6 +103,7 @@ impl Progress {
             up: AtomicU64::new(0),
             down: AtomicU64::new(0),
             last_ms: AtomicU64::new(0),
+            spliced: AtomicBool::new(false),
         }
     }
 
@@ -115,6 +118,15 @@ impl Progress {
     fn quiet_for(&self) -> Duration {
         let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
         self.start.elapsed().saturating_sub(last)
+    }
+
+    /// How the bytes moved: `splice` or `buffered`.
+    pub(crate) fn copy_mode(&self) -> &'static str {
+        if self.spliced.load(Ordering::Relaxed) {
+            "splice"
+        } else {
+            "buffered"
+        }
     }
 
     /// How long the pair has existed.
@@ -171,6 +183,7 @@ pub(crate) async fn join<A: RelayStream, B: RelayStream>(
     let copied = match (client.spliceable(), upstream.spliceable()) {
         (Some(a), Some(b)) => match (splice::Pipe::new(), splice::Pipe::new()) {
             (Ok(up_pipe), Ok(down_pipe)) => {
+                progress.spliced.store(true, Ordering::Relaxed);
                 let both = async {
                     tokio::try_join!(
                         splice::copy(a, b, &up_pipe, &progress.up, progress),

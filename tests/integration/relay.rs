@@ -154,10 +154,13 @@ fn relay_passes_an_upstream_reset_on_as_a_reset() {
 fn relay_resets_the_client_when_to_refuses() {
     let closed = crate::common::free_port();
     let relay = relay(&["127.0.0.1:0", &format!("127.0.0.1:{closed}")]);
-    let mut client = connect(relay.addr);
-    let mut buf = Vec::new();
-    let err = client
-        .read_to_end(&mut buf)
+    // The reset can arrive before connect(2) has even reported success
+    // (std's connect_timeout then reads it from SO_ERROR), or on the read.
+    let err = TcpStream::connect_timeout(&relay.addr, Duration::from_secs(2))
+        .and_then(|mut client| {
+            client.set_read_timeout(Some(Duration::from_secs(5)))?;
+            client.read_to_end(&mut Vec::new())
+        })
         .expect_err("a refused TO looked like an empty answer");
     assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
     relay.stderr.wait_for("cannot connect to");
@@ -305,7 +308,27 @@ fn relay_logs_bytes_each_way_and_duration_with_v() {
     assert_bytes_eq(&read_to_end(&mut client), b"0123456789");
     let line = relay.stderr.wait_for("bytes down");
     assert!(line.contains("closed after"), "{line}");
-    assert!(line.contains("10 bytes up, 10 bytes down"), "{line}");
+    assert!(
+        line.contains("10 bytes up, 10 bytes down (splice)"),
+        "{line}"
+    );
+}
+
+#[test]
+fn relay_splices_tcp_to_unix_and_buffers_tcp_to_exec() {
+    let (_dir, path) = temp_socket_path("echo.sock");
+    let unix = format!("unix:{}", path.display());
+    let _echo = Server::start_raw(&["serve", "--service", "echo", "--listen", &unix]);
+    for (to, mode) in [(unix.as_str(), "(splice)"), ("exec:cat", "(buffered)")] {
+        let relay = relay(&["-v", "127.0.0.1:0", to]);
+        let mut client = connect(relay.addr);
+        send(&mut client, b"abc");
+        client.shutdown(Shutdown::Write).unwrap();
+        assert_bytes_eq(&read_to_end(&mut client), b"abc");
+        let line = relay.stderr.wait_for("bytes down");
+        assert!(line.contains("3 bytes up, 3 bytes down"), "{line}");
+        assert!(line.ends_with(mode), "{to}: {line}");
+    }
 }
 
 #[test]
