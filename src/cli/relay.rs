@@ -11,6 +11,7 @@ use sockit::bridge::{
     self, BridgeOptions, ConnectOptions, Framing, Stdio, DEFAULT_CHUNK, MAX_DATAGRAM,
 };
 use sockit::endpoint::{Endpoint, Family};
+use sockit::relay::flows::DEFAULT_MAX_FLOWS;
 use sockit::relay::{default_max_pairs, Relay, RelayOptions, Target, DESCRIPTORS_PER_PAIR};
 use sockit::server::limits::{self, DEFAULT_IDLE_TIMEOUT};
 use sockit::server::{Limits, Server, Signals};
@@ -22,7 +23,7 @@ use super::values;
 /// Arguments of `sockit relay`.
 #[derive(Debug, Args)]
 pub struct RelayArgs {
-    /// Where to accept: PORT, HOST:PORT, [IPV6]:PORT, unix:/path, unix:@name, seqpacket:/path, or - for stdin/stdout.
+    /// Where to accept: PORT, HOST:PORT, [IPV6]:PORT, udp://HOST:PORT, unix:/path, unix:@name, seqpacket:/path, or - for stdin/stdout.
     ///
     /// Every accepted connection gets its own connection to TO. With -,
     /// standard input and output are joined to one connection to TO, as
@@ -30,7 +31,7 @@ pub struct RelayArgs {
     #[arg(value_name = "FROM", value_parser = from)]
     from: From,
 
-    /// Where to send each connection: HOST:PORT, unix:/path, seqpacket:/path, or exec:COMMAND.
+    /// Where to send each connection: HOST:PORT, unix:/path, seqpacket:/path, udp://HOST:PORT (from udp:// only), or exec:COMMAND.
     ///
     /// exec:COMMAND runs `/bin/sh -c COMMAND` per connection with the
     /// connection as its stdin and stdout, and the peer's address in
@@ -64,6 +65,16 @@ pub struct RelayArgs {
     /// The listeners close at once; a second Ctrl-C exits without waiting.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = values::duration)]
     grace: Duration,
+
+    /// UDP to UDP: most client flows at once, each with its own upstream socket.
+    ///
+    /// A flow is a client address; its replies come back on its own
+    /// upstream socket, so they reach the right client. Flows silent for
+    /// --idle-timeout are reaped; a new client beyond this many evicts the
+    /// quietest flow. Higher serves more clients at once, at a descriptor
+    /// each.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_FLOWS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_flows: usize,
 
     /// The listen(2) backlog of FROM.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_BACKLOG)]
@@ -139,6 +150,7 @@ pub async fn run(args: RelayArgs) -> sockit::Result<ExitCode> {
         },
         grace: args.grace,
         connect_timeout: (!args.connect_timeout.is_zero()).then_some(args.connect_timeout),
+        max_flows: args.max_flows,
     };
     let builder = Server::builder()
         .listen(endpoint)

@@ -30,6 +30,7 @@ use crate::server::{accept, BoundListener, Builder, Handler, Limits, LocalAddr, 
 use crate::{Error, Result};
 
 pub mod exec;
+pub mod flows;
 pub mod pair;
 pub mod splice;
 pub mod target;
@@ -60,6 +61,10 @@ pub struct RelayOptions {
     /// Bounds connecting to TO, per address. Default is 10 seconds
     /// ([`DEFAULT_CONNECT_TIMEOUT`]); `None` waits as long as the OS does.
     pub connect_timeout: Option<Duration>,
+    /// UDP → UDP: most client flows at once (one upstream socket each);
+    /// a new client beyond it evicts the quietest flow. Default is 4,096
+    /// ([`flows::DEFAULT_MAX_FLOWS`]).
+    pub max_flows: usize,
 }
 
 impl Default for RelayOptions {
@@ -71,6 +76,7 @@ impl Default for RelayOptions {
             },
             grace: crate::server::DEFAULT_GRACE,
             connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
+            max_flows: flows::DEFAULT_MAX_FLOWS,
         }
     }
 }
@@ -171,6 +177,9 @@ pub struct Relay {
     /// How long pairs may go on after shutdown begins.
     grace: Duration,
     totals: Arc<Totals>,
+    /// UDP → UDP settings, when TO is UDP.
+    flows: Option<flows::FlowOptions>,
+    flow_totals: Arc<flows::FlowTotals>,
 }
 
 /// What a relay did, returned by [`Relay::run_with`].
@@ -188,6 +197,14 @@ pub struct RelaySummary {
     pub resets: u64,
     /// Pairs still open when the grace period ran out.
     pub abandoned: usize,
+    /// UDP flows opened.
+    pub flows: u64,
+    /// Datagrams from clients to TO, and from TO to clients.
+    pub datagrams_up: u64,
+    /// Datagrams from TO to clients.
+    pub datagrams_down: u64,
+    /// Datagrams dropped (a full send buffer, no socket for a new flow).
+    pub datagrams_dropped: u64,
 }
 
 impl std::fmt::Display for RelaySummary {
@@ -197,6 +214,13 @@ impl std::fmt::Display for RelaySummary {
             "relayed {} connections, {} bytes up, {} bytes down, {} resets, {} failed connects",
             self.pairs, self.bytes_up, self.bytes_down, self.resets, self.failed_connects
         )?;
+        if self.flows > 0 {
+            write!(
+                f,
+                "; {} UDP flows, {} datagrams up, {} down, {} dropped",
+                self.flows, self.datagrams_up, self.datagrams_down, self.datagrams_dropped
+            )?;
+        }
         if self.abandoned > 0 {
             write!(f, "; {} connections cut off at exit", self.abandoned)?;
         }
@@ -217,19 +241,28 @@ impl Relay {
         let target = Resolved::new(to, None).await?;
         let listeners = builder.bind_listeners().await?;
         for listener in &listeners {
-            let datagram = matches!(
-                listener,
-                BoundListener::Udp(_) | BoundListener::UnixDgram(..)
-            );
-            if datagram || !target.is_stream() {
+            let joinable = match listener {
+                BoundListener::Udp(_) => matches!(target, Resolved::Udp(_)),
+                BoundListener::UnixDgram(..) => false,
+                _ => target.is_stream(),
+            };
+            if !joinable {
                 let from = listener
                     .local_addr()
                     .map_or_else(|_| "FROM".to_owned(), |a| a.to_string());
                 return Err(Error::Unsupported(format!(
-                    "relay cannot join {from} to {to}: relay joins a stream endpoint to a stream endpoint or exec:"
+                    "relay cannot join {from} to {to}: relay joins a stream endpoint to a stream endpoint or exec:, and udp:// to udp://"
                 )));
             }
         }
+        let flows = match &target {
+            Resolved::Udp(addr) => Some(flows::FlowOptions {
+                target: *addr,
+                idle: opts.limits.idle_timeout,
+                max_flows: opts.max_flows,
+            }),
+            _ => None,
+        };
         let totals = Arc::new(Totals::default());
         Ok(Relay {
             listeners,
@@ -243,6 +276,8 @@ impl Relay {
             shared: Arc::new(Shared::new(opts.limits)),
             grace: opts.grace,
             totals,
+            flows,
+            flow_totals: Arc::new(flows::FlowTotals::default()),
         })
     }
 
@@ -269,6 +304,8 @@ impl Relay {
             shared,
             grace,
             totals,
+            flows,
+            flow_totals,
         } = self;
         crate::server::install_panic_hook();
         let mut accept_loops = JoinSet::new();
@@ -290,8 +327,19 @@ impl Relay {
                         drop(file);
                     });
                 }
+                BoundListener::Udp(socket) => {
+                    // `bind` made sure TO is UDP.
+                    if let Some(opts) = flows.clone() {
+                        accept_loops.spawn(flows::flow_loop(
+                            socket,
+                            opts,
+                            flow_totals.clone(),
+                            shared.shutdown.clone(),
+                        ));
+                    }
+                }
                 // Refused in `bind`.
-                BoundListener::Udp(_) | BoundListener::UnixDgram(..) => {}
+                BoundListener::UnixDgram(..) => {}
             }
         }
         shutdown.await;
@@ -307,6 +355,10 @@ impl Relay {
             failed_connects: totals.failed_connects.load(Ordering::Relaxed),
             resets: totals.resets.load(Ordering::Relaxed),
             abandoned,
+            flows: flow_totals.flows.load(Ordering::Relaxed),
+            datagrams_up: flow_totals.up.load(Ordering::Relaxed),
+            datagrams_down: flow_totals.down.load(Ordering::Relaxed),
+            datagrams_dropped: flow_totals.dropped.load(Ordering::Relaxed),
         }
     }
 }

@@ -500,3 +500,137 @@ fn relay_rejects_a_datagram_from_with_a_stream_to() {
         "{stderr}"
     );
 }
+
+/// A UDP upstream on a thread that answers each datagram with
+/// `PAYLOAD via PORT` (PORT: the source port it came from), for `n`
+/// datagrams. Returns its address and the source addresses it saw.
+fn udp_upstream(n: usize) -> (SocketAddr, std::thread::JoinHandle<Vec<SocketAddr>>) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let addr = socket.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 2048];
+        for _ in 0..n {
+            let (len, from) = socket.recv_from(&mut buf).unwrap();
+            let mut reply = buf[..len].to_vec();
+            reply.extend_from_slice(format!(" via {}", from.port()).as_bytes());
+            socket.send_to(&reply, from).unwrap();
+            seen.push(from);
+        }
+        seen
+    });
+    (addr, handle)
+}
+
+/// A UDP client socket with a 5 s read timeout.
+fn udp_client() -> std::net::UdpSocket {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    socket
+}
+
+/// Sends `payload` to `to` and returns the reply as text.
+#[track_caller]
+fn udp_ask(socket: &std::net::UdpSocket, to: SocketAddr, payload: &str) -> String {
+    socket.send_to(payload.as_bytes(), to).unwrap();
+    let mut buf = [0u8; 2048];
+    let (len, _) = socket
+        .recv_from(&mut buf)
+        .expect("a reply through the relay");
+    String::from_utf8_lossy(&buf[..len]).into_owned()
+}
+
+#[test]
+fn udp_relay_sends_each_clients_replies_back_to_it() {
+    let (up, seen) = udp_upstream(4);
+    let relay = relay(&["-v", "udp://127.0.0.1:0", &format!("udp://{up}")]);
+    let (a, b) = (udp_client(), udp_client());
+    let a1 = udp_ask(&a, relay.addr, "a1");
+    let b1 = udp_ask(&b, relay.addr, "b1");
+    let a2 = udp_ask(&a, relay.addr, "a2");
+    let b2 = udp_ask(&b, relay.addr, "b2");
+    let seen = seen.join().unwrap();
+    // Each client has one upstream socket of its own, used for all its datagrams.
+    assert_eq!(
+        seen[0], seen[2],
+        "client a's datagrams left from two sockets"
+    );
+    assert_eq!(
+        seen[1], seen[3],
+        "client b's datagrams left from two sockets"
+    );
+    assert_ne!(seen[0], seen[1], "two clients shared one upstream socket");
+    assert_eq!(a1, format!("a1 via {}", seen[0].port()));
+    assert_eq!(a2, format!("a2 via {}", seen[0].port()));
+    assert_eq!(b1, format!("b1 via {}", seen[1].port()));
+    assert_eq!(b2, format!("b2 via {}", seen[1].port()));
+    let (status, stderr) = relay.terminate();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("2 UDP flows, 4 datagrams up, 4 down, 0 dropped"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn udp_relay_reaps_a_flow_after_the_idle_timeout() {
+    let (up, seen) = udp_upstream(2);
+    let relay = relay(&[
+        "-v",
+        "--idle-timeout",
+        "1",
+        "udp://127.0.0.1:0",
+        &format!("udp://{up}"),
+    ]);
+    let before = relay.fd_count();
+    let client = udp_client();
+    udp_ask(&client, relay.addr, "first");
+    assert_eq!(
+        relay.fd_count(),
+        before + 1,
+        "no upstream socket for the flow"
+    );
+    relay.stderr.wait_for("idle timeout after");
+    assert_eq!(
+        relay.wait_fd_count(before),
+        before,
+        "the reaped flow's socket is still open"
+    );
+    // The same client now gets a new flow: a new upstream socket.
+    udp_ask(&client, relay.addr, "second");
+    let seen = seen.join().unwrap();
+    assert_ne!(seen[0], seen[1], "the stale flow was reused");
+}
+
+#[test]
+fn udp_relay_holds_at_most_max_flows_sockets() {
+    let (up, _seen) = udp_upstream(6);
+    let relay = relay(&[
+        "--max-flows",
+        "2",
+        "udp://127.0.0.1:0",
+        &format!("udp://{up}"),
+    ]);
+    let before = relay.fd_count();
+    let clients: Vec<_> = (0..6).map(|_| udp_client()).collect();
+    for (i, client) in clients.iter().enumerate() {
+        let reply = udp_ask(client, relay.addr, &format!("c{i}"));
+        assert!(reply.starts_with(&format!("c{i} via ")), "{reply}");
+        // An evicted flow's socket closes once its reply task has been
+        // dropped, a moment after the eviction.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while relay.fd_count() > before + 2 {
+            assert!(
+                Instant::now() < deadline,
+                "more than 2 flows open: {} descriptors, {before} before",
+                relay.fd_count()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
