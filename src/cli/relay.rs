@@ -12,7 +12,9 @@ use sockit::bridge::{
 };
 use sockit::endpoint::{Endpoint, Family};
 use sockit::relay::flows::DEFAULT_MAX_FLOWS;
-use sockit::relay::{default_max_pairs, Relay, RelayOptions, Target, DESCRIPTORS_PER_PAIR};
+use sockit::relay::{
+    default_max_pairs, ProxyVersion, Relay, RelayOptions, Target, DESCRIPTORS_PER_PAIR,
+};
 use sockit::server::limits::{self, DEFAULT_IDLE_TIMEOUT};
 use sockit::server::{Limits, Server, Signals};
 use sockit::socket::DEFAULT_BACKLOG;
@@ -75,6 +77,15 @@ pub struct RelayArgs {
     /// each.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_FLOWS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_flows: usize,
+
+    /// Send a PROXY protocol header (v1 text or v2 binary) with the client's address to TO first.
+    ///
+    /// The server behind the relay (HAProxy with accept-proxy, nginx with
+    /// proxy_protocol, sockit serve) then sees the original client, not the
+    /// relay. Only for servers that expect it: to any other, the header is
+    /// the start of the stream.
+    #[arg(long, value_name = "VERSION")]
+    send_proxy: Option<ProxyVersion>,
 
     /// The listen(2) backlog of FROM.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_BACKLOG)]
@@ -151,6 +162,7 @@ pub async fn run(args: RelayArgs) -> sockit::Result<ExitCode> {
         grace: args.grace,
         connect_timeout: (!args.connect_timeout.is_zero()).then_some(args.connect_timeout),
         max_flows: args.max_flows,
+        send_proxy: args.send_proxy,
     };
     let builder = Server::builder()
         .listen(endpoint)

@@ -32,10 +32,12 @@ use crate::{Error, Result};
 pub mod exec;
 pub mod flows;
 pub mod pair;
+pub mod proxy;
 pub mod splice;
 pub mod target;
 
 pub use pair::{PairEnd, RelayStream};
+pub use proxy::ProxyVersion;
 pub use target::Target;
 
 use target::{Resolved, Upstream};
@@ -65,6 +67,9 @@ pub struct RelayOptions {
     /// a new client beyond it evicts the quietest flow. Default is 4,096
     /// ([`flows::DEFAULT_MAX_FLOWS`]).
     pub max_flows: usize,
+    /// Write a PROXY protocol header with the client's address to TO
+    /// before any client byte (`--send-proxy`). Default is `None`.
+    pub send_proxy: Option<ProxyVersion>,
 }
 
 impl Default for RelayOptions {
@@ -77,6 +82,7 @@ impl Default for RelayOptions {
             grace: crate::server::DEFAULT_GRACE,
             connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
             max_flows: flows::DEFAULT_MAX_FLOWS,
+            send_proxy: None,
         }
     }
 }
@@ -106,6 +112,7 @@ pub struct StreamRelay {
     to: String,
     connect_timeout: Option<Duration>,
     idle_timeout: Duration,
+    send_proxy: Option<ProxyVersion>,
     totals: Arc<Totals>,
 }
 
@@ -126,6 +133,21 @@ impl<Io: RelayStream> Handler<Io> for StreamRelay {
                 };
             }
         };
+        if let Some(version) = self.send_proxy {
+            let written = match proxy::header(version, peer, client.local_inet()) {
+                Ok(header) => upstream.write_all(&header).await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = written {
+                self.totals.failed_connects.fetch_add(1, Ordering::Relaxed);
+                info!(target: "sockit::conn", "relay from {peer} failed: cannot send the PROXY {version} header to {}: {err}", self.to);
+                client.set_reset_on_close();
+                return ConnReport {
+                    requests: 0,
+                    error: true,
+                };
+            }
+        }
         let progress = pair::Progress::new();
         let end = match &mut upstream {
             Upstream::Tcp(s) => pair::join(&mut client, s, self.idle_timeout, &progress).await,
@@ -255,6 +277,11 @@ impl Relay {
                 )));
             }
         }
+        if opts.send_proxy.is_some() && !matches!(target, Resolved::Tcp(_) | Resolved::Unix(_)) {
+            return Err(Error::Unsupported(format!(
+                "--send-proxy needs a stream TO (TCP, Unix, seqpacket), not {to}"
+            )));
+        }
         let flows = match &target {
             Resolved::Udp(addr) => Some(flows::FlowOptions {
                 target: *addr,
@@ -271,6 +298,7 @@ impl Relay {
                 to: to.to_string(),
                 connect_timeout: opts.connect_timeout,
                 idle_timeout: opts.limits.idle_timeout,
+                send_proxy: opts.send_proxy,
                 totals: totals.clone(),
             }),
             shared: Arc::new(Shared::new(opts.limits)),

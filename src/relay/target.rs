@@ -100,6 +100,19 @@ pub(crate) enum Upstream {
     Exec(ExecStream),
 }
 
+impl Upstream {
+    /// Writes all of `bytes` (a PROXY header) before the relay starts.
+    pub(crate) async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        match self {
+            Upstream::Tcp(s) => s.write_all(bytes).await,
+            Upstream::Unix(s) => s.write_all(bytes).await,
+            Upstream::SeqPacket(s) => s.write_all(bytes).await,
+            Upstream::Exec(s) => s.write_all(bytes).await,
+        }
+    }
+}
+
 /// Opens the upstream side for a client at `peer`, within `timeout`.
 ///
 /// # Errors

@@ -634,3 +634,71 @@ fn udp_relay_holds_at_most_max_flows_sockets() {
         }
     }
 }
+
+/// HAProxy in the foreground, in TCP mode, reading a PROXY header on a
+/// loopback bind (`accept-proxy`) and forwarding to `backend`; it logs
+/// `client=IP:PORT` (the address from the header) on stderr per session.
+fn haproxy(backend: SocketAddr) -> (Running, u16, tempfile::TempDir) {
+    let port = crate::common::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("haproxy.cfg");
+    std::fs::write(
+        &config,
+        format!(
+            "global\n  log stderr format raw local0\n\
+             defaults\n  mode tcp\n  log global\n  timeout connect 5s\n  timeout client 5s\n  timeout server 5s\n\
+             frontend fe\n  bind 127.0.0.1:{port} accept-proxy\n  log-format \"client=%ci:%cp\"\n  default_backend be\n\
+             backend be\n  server s1 {backend}\n"
+        ),
+    )
+    .unwrap();
+    let running = Running::spawn(
+        Command::new("haproxy").arg("-db").arg("-f").arg(&config),
+        Stdio::null(),
+    );
+    crate::common::wait_for_tcp_listener(port);
+    (running, port, dir)
+}
+
+fn haproxy_reads_the_client_address_sent_with(version: &str) {
+    if !have("haproxy") {
+        eprintln!("skipped: HAProxy is not installed (apt-get install haproxy)");
+        return;
+    }
+    let echo = echo_server();
+    let (haproxy, port, _dir) = haproxy(echo.addr);
+    let relay = relay(&[
+        "--send-proxy",
+        version,
+        "127.0.0.1:0",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let mut client = connect(relay.addr);
+    let me = client.local_addr().unwrap();
+    send(&mut client, b"ping");
+    client.shutdown(Shutdown::Write).unwrap();
+    // The header was taken off the stream: the echo server saw only "ping".
+    assert_bytes_eq(&read_to_end(&mut client), b"ping");
+    haproxy.stderr.wait_for(&format!("client={me}"));
+}
+
+#[test]
+fn haproxy_reads_the_client_address_from_send_proxy_v2() {
+    haproxy_reads_the_client_address_sent_with("v2");
+}
+
+#[test]
+fn haproxy_reads_the_client_address_from_send_proxy_v1() {
+    haproxy_reads_the_client_address_sent_with("v1");
+}
+
+#[test]
+fn send_proxy_to_an_exec_target_is_refused() {
+    let out = run(sockit().args(["relay", "--send-proxy", "v2", "127.0.0.1:0", "exec:cat"]));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--send-proxy needs a stream TO"),
+        "{stderr}"
+    );
+}
