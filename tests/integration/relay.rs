@@ -702,3 +702,17 @@ fn send_proxy_to_an_exec_target_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn relay_from_seqpacket_keeps_each_message_whole() {
+    let echo = echo_server();
+    let name = format!("seqpacket:@sockit-relay-test-{}", std::process::id());
+    let relay = relay(&[&name, &echo.addr.to_string()]);
+    let out = run(sockit().args(["send", &relay.endpoint, "one message"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_bytes_eq(&out.stdout, b"Received b'one message'\n");
+}
