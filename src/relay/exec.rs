@@ -8,7 +8,7 @@
 //! | variable | value |
 //! |---|---|
 //! | `SOCKIT_PEER_ADDR` | the peer as sockit prints it (`127.0.0.1:53422`, `unix:<unnamed>`) |
-//! | `SOCAT_PEERADDR`, `SOCAT_PEERPORT` | the peer's IP and port, as socat names them (IP peers only) |
+//! | `SOCAT_PEERADDR`, `SOCAT_PEERPORT` | the peer's IP (IPv4-mapped IPv6 as IPv4) and port, as socat names them (IP peers only) |
 //!
 //! It is reaped on every path: after a pair that ended cleanly (both
 //! directions at end of stream), its pipes are closed and it gets
@@ -63,7 +63,8 @@ impl ExecStream {
             .kill_on_drop(true)
             .env("SOCKIT_PEER_ADDR", peer.to_string());
         if let PeerAddr::Inet(addr) = peer {
-            cmd.env("SOCAT_PEERADDR", addr.ip().to_string())
+            // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d.
+            cmd.env("SOCAT_PEERADDR", addr.ip().to_canonical().to_string())
                 .env("SOCAT_PEERPORT", addr.port().to_string());
         }
         let failed =
