@@ -214,3 +214,56 @@ fn never_if_zero(duration: Duration) -> Duration {
         duration
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use sockit::relay::DEFAULT_CONNECT_TIMEOUT;
+    use sockit::server::DEFAULT_GRACE;
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        relay: RelayArgs,
+    }
+
+    fn parse(args: &[&str]) -> RelayArgs {
+        let mut all = vec!["relay"];
+        all.extend_from_slice(args);
+        Wrapper::try_parse_from(all).unwrap().relay
+    }
+
+    #[test]
+    fn help_defaults_are_the_library_defaults() {
+        let args = parse(&["8080", "127.0.0.1:80"]);
+        assert_eq!(args.grace, DEFAULT_GRACE);
+        assert_eq!(args.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(args.max_flows, DEFAULT_MAX_FLOWS);
+        assert_eq!(args.backlog, DEFAULT_BACKLOG);
+        assert_eq!(args.idle_timeout, None);
+        assert_eq!(args.send_proxy, None);
+    }
+
+    #[test]
+    fn from_is_an_endpoint_or_a_dash_and_to_may_be_exec() {
+        let args = parse(&["-", "exec:cat"]);
+        assert!(matches!(args.from, From::Stdio));
+        assert_eq!(args.to, Target::Exec("cat".into()));
+        let args = parse(&["--send-proxy", "v1", "unix:@x", "udp://127.0.0.1:53"]);
+        assert!(matches!(args.from, From::Listen(Endpoint::Unix(_))));
+        assert_eq!(args.send_proxy, Some(ProxyVersion::V1));
+        assert!(Wrapper::try_parse_from(["relay", "unix:", "80"]).is_err());
+        assert!(Wrapper::try_parse_from(["relay", "80", "exec:"]).is_err());
+        assert!(Wrapper::try_parse_from(["relay", "--send-proxy", "v3", "80", "81"]).is_err());
+    }
+
+    #[test]
+    fn a_zero_idle_timeout_never_expires() {
+        assert_eq!(never_if_zero(Duration::ZERO), Duration::MAX);
+        assert_eq!(
+            never_if_zero(Duration::from_secs(3)),
+            Duration::from_secs(3)
+        );
+    }
+}
