@@ -30,6 +30,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+use crate::server::accept::ConnLog;
 use crate::socket;
 
 /// The largest datagram relayed whole: 64 KiB, more than any UDP payload.
@@ -89,6 +90,9 @@ pub(crate) async fn flow_loop(
     let idle_ms = u64::try_from(opts.idle.as_millis()).unwrap_or(u64::MAX);
     let max_flows = opts.max_flows.max(1);
     let mut flows: HashMap<SocketAddr, Flow> = HashMap::new();
+    // "New UDP flow" lines are capped per second as the accept loop's
+    // connection lines are: a flood of new senders must not flood the log.
+    let mut flow_log = ConnLog::default();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     // Reap every quarter of the idle timeout (at most every 100 ms); with
     // no timeout, flows leave only by eviction.
@@ -128,7 +132,9 @@ pub(crate) async fn flow_loop(
             match open_flow(&front, client, &opts, &totals, now_ms) {
                 Ok(flow) => {
                     totals.flows.fetch_add(1, Ordering::Relaxed);
-                    info!(target: "sockit::conn", "New UDP flow from {client}");
+                    if flow_log.admit() {
+                        info!(target: "sockit::conn", "New UDP flow from {client}");
+                    }
                     flows.insert(client, flow);
                 }
                 Err(err) => {
@@ -153,6 +159,7 @@ pub(crate) async fn flow_loop(
             }
         }
     }
+    flow_log.flush();
     for (client, flow) in &flows {
         log_close(client, flow, "shutdown");
     }

@@ -147,7 +147,7 @@ const CONN_LINES_PER_SEC: u32 = 100;
 /// reads a hundred lines a second at most; past that, the count is what
 /// they need.
 #[derive(Debug)]
-struct ConnLog {
+pub(crate) struct ConnLog {
     second: Instant,
     logged: u32,
     suppressed: u64,
@@ -165,7 +165,7 @@ impl Default for ConnLog {
 
 impl ConnLog {
     /// Whether this connection gets its own line.
-    fn admit(&mut self) -> bool {
+    pub(crate) fn admit(&mut self) -> bool {
         if self.logged < CONN_LINES_PER_SEC {
             self.logged += 1;
             return true;
@@ -182,7 +182,7 @@ impl ConnLog {
     }
 
     /// Logs the count of connections not logged one by one.
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if self.suppressed > 0 {
             info!(target: "sockit::conn", "… and {} more connections", self.suppressed);
             self.suppressed = 0;
