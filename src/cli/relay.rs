@@ -163,6 +163,7 @@ pub async fn run(args: RelayArgs) -> sockit::Result<ExitCode> {
         connect_timeout: (!args.connect_timeout.is_zero()).then_some(args.connect_timeout),
         max_flows: args.max_flows,
         send_proxy: args.send_proxy,
+        family,
     };
     let builder = Server::builder()
         .listen(endpoint)

@@ -25,6 +25,7 @@ use tokio::task::JoinSet;
 use tracing::info;
 
 use crate::conn::{ConnContext, ConnReport};
+use crate::endpoint::Family;
 use crate::server::limits::default_max_connections;
 use crate::server::{accept, BoundListener, Builder, Handler, Limits, LocalAddr, Shared};
 use crate::{Error, Result};
@@ -70,6 +71,9 @@ pub struct RelayOptions {
     /// Write a PROXY protocol header with the client's address to TO
     /// before any client byte (`--send-proxy`). Default is `None`.
     pub send_proxy: Option<ProxyVersion>,
+    /// Resolve a TCP or UDP TO to addresses of this family only (`-4` /
+    /// `-6`; FROM follows the builder's). Default is `None` (any).
+    pub family: Option<Family>,
 }
 
 impl Default for RelayOptions {
@@ -83,6 +87,7 @@ impl Default for RelayOptions {
             connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
             max_flows: flows::DEFAULT_MAX_FLOWS,
             send_proxy: None,
+            family: None,
         }
     }
 }
@@ -260,7 +265,7 @@ impl Relay {
     /// not resolve; [`Error::Unsupported`] for a pair of transports a relay
     /// cannot join (a datagram FROM with a stream TO, or the reverse).
     pub async fn bind(builder: Builder, to: &Target, opts: RelayOptions) -> Result<Relay> {
-        let target = Resolved::new(to, None).await?;
+        let target = Resolved::new(to, opts.family).await?;
         let listeners = builder.bind_listeners().await?;
         for listener in &listeners {
             let joinable = match listener {

@@ -716,3 +716,18 @@ fn relay_from_seqpacket_keeps_each_message_whole() {
     );
     assert_bytes_eq(&out.stdout, b"Received b'one message'\n");
 }
+
+#[test]
+fn relay_works_over_ipv6_loopback() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback on this machine");
+        return;
+    }
+    let echo = Server::start_raw(&["serve", "--service", "echo", "--listen", "[::1]:0"]);
+    let relay = relay(&["-6", "[::1]:0", &echo.endpoint]);
+    assert!(relay.addr.is_ipv6(), "{}", relay.endpoint);
+    let mut client = connect(relay.addr);
+    send(&mut client, b"over v6");
+    client.shutdown(Shutdown::Write).unwrap();
+    assert_bytes_eq(&read_to_end(&mut client), b"over v6");
+}
