@@ -218,15 +218,15 @@ async fn replies(
             }
         };
         last_ms.store(now_ms(), Ordering::Relaxed);
-        match send_now(&front, &buf[..n], Some(client)) {
-            Ok(_) => {
-                down.fetch_add(1, Ordering::Relaxed);
-                totals.down.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(err) => {
-                debug!(%err, %client, "reply to the client dropped");
-                totals.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        // Counted before the send, so a summary taken as soon as the
+        // client has its reply includes it; taken back if the send fails.
+        down.fetch_add(1, Ordering::Relaxed);
+        totals.down.fetch_add(1, Ordering::Relaxed);
+        if let Err(err) = send_now(&front, &buf[..n], Some(client)) {
+            debug!(%err, %client, "reply to the client dropped");
+            down.fetch_sub(1, Ordering::Relaxed);
+            totals.down.fetch_sub(1, Ordering::Relaxed);
+            totals.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

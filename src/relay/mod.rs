@@ -376,11 +376,15 @@ impl Relay {
             }
         }
         shutdown.await;
+        shared.close_listeners(accept_loops).await;
+        // Logged once the listeners are closed, so whoever reads it can
+        // rely on new clients being refused.
         info!(
-            "shutting down: no new connections; letting pairs finish (up to {}s)",
+            "shutting down: listeners closed; letting {} pairs finish (up to {}s)",
+            shared.tracker.len(),
             grace.as_secs_f64()
         );
-        let abandoned = shared.drain(accept_loops, grace, force).await;
+        let abandoned = shared.wait_for_connections(grace, force).await;
         RelaySummary {
             pairs: totals.pairs.load(Ordering::Relaxed),
             bytes_up: totals.up.load(Ordering::Relaxed),

@@ -111,18 +111,34 @@ impl Shared {
     }
 
     /// The last two steps of a graceful shutdown, once `shutdown` is
-    /// decided: tell every accept loop and connection (cancel the token),
-    /// wait for the loops to close their listeners, then wait for the
-    /// connections up to `grace` or until `force` resolves. Returns how
+    /// decided: [`close_listeners`](Shared::close_listeners), then
+    /// [`wait_for_connections`](Shared::wait_for_connections). Returns how
     /// many connections were still open at the end.
     pub(crate) async fn drain(
         &self,
-        mut accept_loops: JoinSet<()>,
+        accept_loops: JoinSet<()>,
         grace: Duration,
         force: impl Future<Output = ()> + Send,
     ) -> usize {
+        self.close_listeners(accept_loops).await;
+        self.wait_for_connections(grace, force).await
+    }
+
+    /// Tells every accept loop and connection (cancels the token) and
+    /// waits for the loops to end, which closes their listeners: from
+    /// here on the kernel refuses new clients.
+    pub(crate) async fn close_listeners(&self, mut accept_loops: JoinSet<()>) {
         self.shutdown.cancel();
         while accept_loops.join_next().await.is_some() {}
+    }
+
+    /// Waits for the connections up to `grace`, or until `force`
+    /// resolves. Returns how many were still open at the end.
+    pub(crate) async fn wait_for_connections(
+        &self,
+        grace: Duration,
+        force: impl Future<Output = ()> + Send,
+    ) -> usize {
         self.tracker.close();
         tokio::pin!(force);
         tokio::select! {
