@@ -97,7 +97,7 @@ pub struct ParseEndpointError {
 }
 
 impl ParseEndpointError {
-    fn new(input: &str, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(input: &str, reason: impl Into<String>) -> Self {
         ParseEndpointError {
             input: input.to_owned(),
             reason: reason.into(),

@@ -20,7 +20,7 @@
 //! - [`endpoint`]: the one endpoint parser (`8888`, `[::1]:8888`, `unix:@name`, …)
 //! - [`socket`]: the one place a socket is opened (socket2 options, then tokio)
 //! - [`seqpacket`]: Unix `SOCK_SEQPACKET` sockets driven by tokio, keeping message boundaries
-//! - [`server`]: the server builder, the one accept loop, the one datagram loop, socket files, limits, shutdown
+//! - [`server`]: the server builder, the one accept loop (any per-connection handler: every service, and the relay), the one datagram loop, socket files, limits, shutdown
 //! - [`conn`]: what a service is handed per connection: [`Conn`](conn::Conn), the socket behind the timeouts
 //! - [`service`]: the services, one per file behind one trait
 //! - [`http`]: HTTP/1.x request framing per RFC 9112: heads over `httparse`, a strict chunked reader
@@ -29,6 +29,7 @@
 //! - [`bridge`]: standard input and output bridged to a socket (netcat)
 //! - [`ping`]: ICMP echo over datagram or raw sockets, and its packets
 //! - [`scan`]: `sockit scan`, the port scanner: PORTS and HOST parsing, TCP and UDP probes, RTT-adapted waits, the descriptor-bounded window, `--wait-until-open`, result lines
+//! - [`relay`]: `sockit relay FROM TO` (socat's job): pairs, splice, exec children
 //! - [`escape`]: bytes shown to people
 //! - [`logging`]: plain log lines on stderr through a non-blocking writer
 //! - [`error`]: the error type
@@ -49,6 +50,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod logging;
 pub mod ping;
+pub mod relay;
 pub mod scan;
 pub mod seqpacket;
 pub mod server;

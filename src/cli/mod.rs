@@ -11,6 +11,7 @@ mod bench;
 mod connect;
 mod listen;
 mod ping;
+mod relay;
 mod scan;
 mod send;
 mod serve;
@@ -45,6 +46,8 @@ pub enum Command {
     Listen(listen::ListenArgs),
     /// Connect and bridge stdin/stdout to the peer (netcat).
     Connect(connect::ConnectArgs),
+    /// Relay every connection on FROM to TO (socat's job), zero-copy where the kernel can.
+    Relay(relay::RelayArgs),
     /// Send ICMP echo requests and print the replies, as ping(8).
     Ping(ping::PingArgs),
     /// Load a server with requests and report throughput and latency percentiles.
@@ -78,7 +81,7 @@ impl Command {
     /// c1000 scenario; current-thread halved it at the same req/s).
     pub fn wants_multi_thread(&self) -> bool {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        matches!(self, Command::Serve(_)) && cores > 1
+        matches!(self, Command::Serve(_) | Command::Relay(_)) && cores > 1
     }
 
     /// Runs the command to completion.
@@ -89,6 +92,7 @@ impl Command {
             Command::Listen(args) => listen::run(args).await,
             Command::Connect(args) => connect::run(args).await,
             Command::Ping(args) => ping::run(args).await,
+            Command::Relay(args) => relay::run(args).await,
             // Bench starts its own threads, each with its own runtime; this
             // (current-thread) runtime only waits for them.
             Command::Bench(args) => bench::run(*args).await,

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, warn, Instrument};
 
-use crate::conn::{Conn, ConnReport};
+use crate::conn::ConnReport;
+use crate::server::handler::{Accepted, Handler};
 use crate::server::listener::Listener;
 use crate::server::panic::catch_panic;
 use crate::server::Shared;
-use crate::service::Service;
 
 /// How an `accept(2)` error is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +147,7 @@ const CONN_LINES_PER_SEC: u32 = 100;
 /// reads a hundred lines a second at most; past that, the count is what
 /// they need.
 #[derive(Debug)]
-struct ConnLog {
+pub(crate) struct ConnLog {
     second: Instant,
     logged: u32,
     suppressed: u64,
@@ -165,7 +165,7 @@ impl Default for ConnLog {
 
 impl ConnLog {
     /// Whether this connection gets its own line.
-    fn admit(&mut self) -> bool {
+    pub(crate) fn admit(&mut self) -> bool {
         if self.logged < CONN_LINES_PER_SEC {
             self.logged += 1;
             return true;
@@ -182,7 +182,7 @@ impl ConnLog {
     }
 
     /// Logs the count of connections not logged one by one.
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if self.suppressed > 0 {
             info!(target: "sockit::conn", "… and {} more connections", self.suppressed);
             self.suppressed = 0;
@@ -190,15 +190,15 @@ impl ConnLog {
     }
 }
 
-/// Accepts connections from `listener` and spawns `service` on each, until
+/// Accepts connections from `listener` and spawns `handler` on each, until
 /// the server's shutdown token is cancelled. Then drops the listener, so the
 /// kernel refuses new clients instead of queueing them.
 ///
 /// Nothing else ends the loop: per-connection errors are skipped, resource
 /// errors back off (see [`Burst`]), and the loop does no client I/O.
-pub(crate) async fn accept_loop<L: Listener, S: Service>(
+pub(crate) async fn accept_loop<L: Listener, H: Handler<L::Io>>(
     mut listener: L,
-    service: Arc<S>,
+    handler: Arc<H>,
     shared: Arc<Shared>,
 ) {
     let local = listener
@@ -253,19 +253,18 @@ pub(crate) async fn accept_loop<L: Listener, S: Service>(
             info!(target: "sockit::conn", "Accept new connection from {peer}");
         }
         let span = tracing::debug_span!("conn", %peer);
-        let conn = Conn::new(
-            io,
-            peer.clone(),
-            shared.shutdown.clone(),
-            shared.conn_limits.clone(),
-        );
-        let service = service.clone();
+        let accepted = Accepted {
+            peer: peer.clone(),
+            shutdown: shared.shutdown.clone(),
+            limits: shared.conn_limits.clone(),
+        };
+        let handler = handler.clone();
         let stats = shared.stats.clone();
         shared.tracker.spawn(
             async move {
-                // The connection boundary: a panic in the service drops its
+                // The connection boundary: a panic in the handler drops its
                 // stream (closing the socket) and ends only this task.
-                let report = match catch_panic(service.serve(conn)).await {
+                let report = match catch_panic(handler.handle(io, accepted)).await {
                     Ok(report) => report,
                     Err(panic) => {
                         error!("connection from {peer} closed: the service panicked: {panic}");

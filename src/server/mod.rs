@@ -34,14 +34,17 @@ use crate::{Error, Result};
 
 pub(crate) mod accept;
 pub mod datagram;
+pub(crate) mod handler;
 pub mod limits;
 pub mod listener;
 mod panic;
 pub mod shutdown;
 pub mod socket_file;
 
+pub(crate) use handler::Handler;
 pub use limits::{ConnLimits, Limits};
 pub use listener::{Listener, LocalAddr};
+pub(crate) use panic::install_hook as install_panic_hook;
 pub use shutdown::Signals;
 pub use socket_file::SocketFile;
 
@@ -92,6 +95,64 @@ pub(crate) struct Shared {
     pub(crate) conn_limits: Arc<ConnLimits>,
     /// Counters for the summary.
     pub(crate) stats: Arc<Stats>,
+}
+
+impl Shared {
+    /// State for a server holding connections to `limits`.
+    pub(crate) fn new(limits: Limits) -> Shared {
+        let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+        Shared {
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            slots: Arc::new(Semaphore::new(max)),
+            conn_limits: Arc::new(limits.per_connection),
+            stats: Arc::new(Stats::default()),
+        }
+    }
+
+    /// The last two steps of a graceful shutdown, once `shutdown` is
+    /// decided: [`close_listeners`](Shared::close_listeners), then
+    /// [`wait_for_connections`](Shared::wait_for_connections). Returns how
+    /// many connections were still open at the end.
+    pub(crate) async fn drain(
+        &self,
+        accept_loops: JoinSet<()>,
+        grace: Duration,
+        force: impl Future<Output = ()> + Send,
+    ) -> usize {
+        self.close_listeners(accept_loops).await;
+        self.wait_for_connections(grace, force).await
+    }
+
+    /// Tells every accept loop and connection (cancels the token) and
+    /// waits for the loops to end, which closes their listeners: from
+    /// here on the kernel refuses new clients.
+    pub(crate) async fn close_listeners(&self, mut accept_loops: JoinSet<()>) {
+        self.shutdown.cancel();
+        while accept_loops.join_next().await.is_some() {}
+    }
+
+    /// Waits for the connections up to `grace`, or until `force`
+    /// resolves. Returns how many were still open at the end.
+    pub(crate) async fn wait_for_connections(
+        &self,
+        grace: Duration,
+        force: impl Future<Output = ()> + Send,
+    ) -> usize {
+        self.tracker.close();
+        tokio::pin!(force);
+        tokio::select! {
+            () = self.tracker.wait() => 0,
+            () = tokio::time::sleep(grace) => {
+                warn!("grace period of {}s is over: closing {} connections", grace.as_secs_f64(), self.tracker.len());
+                self.tracker.len()
+            }
+            () = &mut force => {
+                warn!("second signal: exiting now, closing {} connections", self.tracker.len());
+                self.tracker.len()
+            }
+        }
+    }
 }
 
 /// A bound server socket of any transport: a listener for the stream
@@ -310,17 +371,10 @@ impl Builder {
         listeners: Vec<BoundListener>,
         service: S,
     ) -> Server<S> {
-        let max = self.limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
         Server {
             listeners,
             service: Arc::new(service),
-            shared: Arc::new(Shared {
-                shutdown: CancellationToken::new(),
-                tracker: TaskTracker::new(),
-                slots: Arc::new(Semaphore::new(max)),
-                conn_limits: Arc::new(self.limits.per_connection),
-                stats: Arc::new(Stats::default()),
-            }),
+            shared: Arc::new(Shared::new(self.limits)),
             grace: self.grace,
         }
     }
@@ -499,27 +553,12 @@ impl<S: Service> Server<S> {
 
         // Decide.
         shutdown.await;
-        // Tell.
+        // Tell, then wait.
         info!(
             "shutting down: no new connections; finishing requests in flight (up to {}s)",
             grace.as_secs_f64()
         );
-        shared.shutdown.cancel();
-        while accept_loops.join_next().await.is_some() {}
-        // Wait.
-        shared.tracker.close();
-        tokio::pin!(force);
-        let abandoned = tokio::select! {
-            () = shared.tracker.wait() => 0,
-            () = tokio::time::sleep(grace) => {
-                warn!("grace period of {}s is over: closing {} connections", grace.as_secs_f64(), shared.tracker.len());
-                shared.tracker.len()
-            }
-            () = &mut force => {
-                warn!("second signal: exiting now, closing {} connections", shared.tracker.len());
-                shared.tracker.len()
-            }
-        };
+        let abandoned = shared.drain(accept_loops, grace, force).await;
         let stats = &shared.stats;
         Summary {
             connections: stats.connections.load(Ordering::Relaxed),

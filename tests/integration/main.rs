@@ -10,6 +10,7 @@ mod hardening;
 mod limits;
 mod netcat;
 mod ping;
+mod relay;
 mod scan;
 mod send;
 mod serve;
