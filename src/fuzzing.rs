@@ -33,6 +33,21 @@ pub fn http_request(data: &[u8]) {
     }
 }
 
+/// Splits a fuzz input into its payload and sorted cut points: the first
+/// byte's low 3 bits say how many cut points follow (one byte each, scaled
+/// to the payload); the rest is the payload.
+fn cut_points(data: &[u8]) -> Option<(&[u8], Vec<usize>)> {
+    let (&cuts, rest) = data.split_first()?;
+    let cuts = usize::from(cuts % 8).min(rest.len());
+    let (cut_bytes, payload) = rest.split_at(cuts);
+    let mut points: Vec<usize> = cut_bytes
+        .iter()
+        .map(|&b| usize::from(b) * payload.len() / 256)
+        .collect();
+    points.sort_unstable();
+    Some((payload, points))
+}
+
 /// The chunked body reader alone, on arbitrary bytes cut into reads: the
 /// verdict (an error, or how many bytes were body and whether it ended) is
 /// the same whole, at the cut points the input chooses, and one byte per
@@ -42,16 +57,9 @@ pub fn http_request(data: &[u8]) {
 /// Input: the first byte's low 3 bits say how many cut points follow (one
 /// byte each, scaled to the payload); the rest is the payload.
 pub fn chunked_body(data: &[u8]) {
-    let Some((&cuts, rest)) = data.split_first() else {
+    let Some((payload, points)) = cut_points(data) else {
         return;
     };
-    let cuts = usize::from(cuts % 8).min(rest.len());
-    let (cut_bytes, payload) = rest.split_at(cuts);
-    let mut points: Vec<usize> = cut_bytes
-        .iter()
-        .map(|&b| usize::from(b) * payload.len() / 256)
-        .collect();
-    points.sort_unstable();
     let whole = read_chunked(payload, &[]);
     let split = read_chunked(payload, &points);
     assert_eq!(whole, split, "verdict differs at cuts {points:?}");
@@ -99,16 +107,9 @@ pub fn read_chunked(payload: &[u8], cuts: &[usize]) -> Result<(bool, usize), Req
 /// value, and a `100 Continue`, which is sent only when the body has not
 /// arrived with the head).
 pub fn hello_exchange(data: &[u8]) {
-    let Some((&cuts, rest)) = data.split_first() else {
+    let Some((payload, points)) = cut_points(data) else {
         return;
     };
-    let cuts = usize::from(cuts % 8).min(rest.len());
-    let (cut_bytes, payload) = rest.split_at(cuts);
-    let mut points: Vec<usize> = cut_bytes
-        .iter()
-        .map(|&b| usize::from(b) * payload.len() / 256)
-        .collect();
-    points.sort_unstable();
     let mut reads = Vec::new();
     let mut from = 0;
     for p in points {

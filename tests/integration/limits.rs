@@ -198,8 +198,11 @@ fn check_all(service: &'static str, kinds: &[Misbehaviour]) {
             runs.push(std::thread::spawn(move || check(service, transport, bad)));
         }
     }
-    for run in runs {
-        if let Err(panic) = run.join() {
+    // Join every run before failing: a run still going when the test
+    // process exits would never drop its server guard (a leaked server).
+    let outcomes: Vec<_> = runs.into_iter().map(|run| run.join()).collect();
+    for outcome in outcomes {
+        if let Err(panic) = outcome {
             std::panic::resume_unwind(panic);
         }
     }
