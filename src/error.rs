@@ -79,6 +79,22 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A TLS certificate, key or CA file that cannot be used.
+    #[error("cannot load the TLS {what} from {path}: {source}")]
+    TlsFile {
+        /// Which file: certificate, private key, CA certificate…
+        what: &'static str,
+        /// Its path.
+        path: String,
+        /// What is wrong with it.
+        #[source]
+        source: TlsFileError,
+    },
+
+    /// A TLS configuration rustls refuses.
+    #[error("TLS configuration refused: {0}")]
+    Tls(#[source] rustls::Error),
+
     /// A `sockit bench` flag, file or saved run that is not valid.
     #[error(transparent)]
     Bench(#[from] crate::bench::BenchError),
@@ -86,6 +102,28 @@ pub enum Error {
     /// Valid syntax that this transport or this machine cannot do.
     #[error("{0}")]
     Unsupported(String),
+}
+
+/// Why a TLS file cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsFileError {
+    /// Unreadable, or not PEM.
+    #[error(transparent)]
+    Pem(#[from] rustls_pki_types::pem::Error),
+    /// PEM without a single certificate in it.
+    #[error("no certificate in it")]
+    NoCertificate,
+    /// Read, but rustls refuses it (an unsupported key type, a malformed
+    /// certificate).
+    #[error(transparent)]
+    Rejected(#[from] rustls::Error),
+    /// The client CA set cannot verify anything.
+    #[error(transparent)]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    /// rcgen could not make a certificate for these names.
+    #[error(transparent)]
+    Generate(#[from] rcgen::Error),
 }
 
 impl Error {

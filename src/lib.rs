@@ -56,6 +56,7 @@ pub mod seqpacket;
 pub mod server;
 pub mod service;
 pub mod socket;
+pub mod tls;
 
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};

@@ -15,6 +15,7 @@ mod relay;
 mod scan;
 mod send;
 mod serve;
+mod tls;
 mod values;
 
 /// Sockets from the shell: the tutorial's hello server and client, done right.

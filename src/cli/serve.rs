@@ -14,6 +14,7 @@ use sockit::service::{Chargen, Daytime, Discard, Echo, Service};
 use sockit::socket::DEFAULT_BACKLOG;
 use sockit::Error;
 
+use super::tls::ServerTlsArgs;
 use super::values;
 
 /// Arguments of `sockit serve`.
@@ -115,6 +116,9 @@ pub struct ServeArgs {
     /// Idle connections close at once; a second Ctrl-C exits without waiting.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = values::duration)]
     grace: Duration,
+
+    #[command(flatten)]
+    tls: ServerTlsArgs,
 }
 
 /// A timeout flag: a duration, where 0 means never.
@@ -167,6 +171,16 @@ pub async fn run(args: ServeArgs) -> sockit::Result<ExitCode> {
             (_, true) => Some(Family::V6),
             _ => None,
         });
+    // ALPN (RFC 7301): the hello service speaks HTTP/1.1; the others no
+    // registered protocol, so they offer none.
+    let alpn: &[&[u8]] = if args.service == ServiceName::Hello {
+        &[b"http/1.1"]
+    } else {
+        &[]
+    };
+    if let Some(tls) = args.tls.build(&args.listen, alpn)? {
+        builder = builder.tls(tls);
+    }
     for endpoint in args.listen {
         builder = builder.listen(endpoint);
     }

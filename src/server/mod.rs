@@ -30,6 +30,7 @@ use crate::endpoint::{Endpoint, Family, Host, HostPort};
 use crate::seqpacket::SeqPacketListener;
 use crate::service::Service;
 use crate::socket::{self, ListenOptions, UnixType};
+use crate::tls::ServerTls;
 use crate::{Error, Result};
 
 pub(crate) mod accept;
@@ -60,6 +61,7 @@ pub struct Builder {
     limits: Limits,
     grace: Duration,
     family: Option<Family>,
+    tls: Option<ServerTls>,
 }
 
 /// A bound server, ready to [`run`](Server::run).
@@ -78,6 +80,9 @@ pub struct Server<S> {
     shared: Arc<Shared>,
     /// How long `run` waits for in-flight requests after the shutdown signal.
     grace: Duration,
+    /// TLS on every stream listener, with the task that reloads its
+    /// certificate (installed at bind, so SIGHUP never kills a ready server).
+    tls: Option<(ServerTls, Option<tokio::task::JoinHandle<()>>)>,
 }
 
 /// State every accept loop and connection task of one server shares.
@@ -272,6 +277,7 @@ impl Default for Builder {
             limits: Limits::default(),
             grace: DEFAULT_GRACE,
             family: None,
+            tls: None,
         }
     }
 }
@@ -341,8 +347,27 @@ impl Builder {
     /// not resolve, and [`Error::Unsupported`] for a transport this server
     /// cannot listen on.
     pub async fn bind<S: Service>(self, service: S) -> Result<Server<S>> {
+        if self.tls.is_some() {
+            if let Some(e) = self
+                .endpoints
+                .iter()
+                .find(|e| !matches!(e, Endpoint::Tcp(_) | Endpoint::Unix(_)))
+            {
+                return Err(Error::Unsupported(format!(
+                    "TLS runs over TCP and Unix stream sockets, not {e}"
+                )));
+            }
+        }
         let listeners = self.bind_listeners().await?;
         Ok(self.with_listeners(listeners, service))
+    }
+
+    /// Serves TLS on every listener: each connection's handshake runs in
+    /// its own task, within the header timeout, before the service sees a
+    /// byte.
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Binds every endpoint, as [`bind`](Builder::bind) does, and returns
@@ -371,11 +396,19 @@ impl Builder {
         listeners: Vec<BoundListener>,
         service: S,
     ) -> Server<S> {
+        let tls = self.tls.map(|tls| {
+            let watcher = tls.watch().unwrap_or_else(|err| {
+                warn!("cannot install the SIGHUP handler: the TLS certificate reloads only when its files change: {err}");
+                None
+            });
+            (tls, watcher)
+        });
         Server {
             listeners,
             service: Arc::new(service),
             shared: Arc::new(Shared::new(self.limits)),
             grace: self.grace,
+            tls,
         }
     }
 
@@ -522,32 +555,28 @@ impl<S: Service> Server<S> {
             service,
             shared,
             grace,
+            tls,
         } = self;
         panic::install_hook();
         let mut accept_loops = JoinSet::new();
         for listener in listeners {
             let (service, shared) = (service.clone(), shared.clone());
-            match listener {
-                BoundListener::Tcp(l) => {
-                    accept_loops.spawn(accept::accept_loop(l, service, shared))
+            match (listener, &tls) {
+                (BoundListener::Tcp(l), Some((tls, _))) => {
+                    accept_loops.spawn(accept::accept_loop(
+                        l,
+                        Arc::new(tls.handler(service)),
+                        shared,
+                    ));
                 }
-                // The socket file guard lives as long as the loop, and is
-                // dropped (the file removed) once the socket is closed.
-                BoundListener::Unix(l, file) => accept_loops.spawn(async move {
-                    accept::accept_loop(l, service, shared).await;
-                    drop(file);
-                }),
-                BoundListener::SeqPacket(l, file) => accept_loops.spawn(async move {
-                    accept::accept_loop(l, service, shared).await;
-                    drop(file);
-                }),
-                BoundListener::Udp(s) => {
-                    accept_loops.spawn(datagram::datagram_loop(s, service, shared))
+                (BoundListener::Unix(l, file), Some((tls, _))) => {
+                    let handler = Arc::new(tls.handler(service));
+                    accept_loops.spawn(async move {
+                        accept::accept_loop(l, handler, shared).await;
+                        drop(file);
+                    });
                 }
-                BoundListener::UnixDgram(s, file) => accept_loops.spawn(async move {
-                    datagram::datagram_loop(s, service, shared).await;
-                    drop(file);
-                }),
+                (listener, _) => spawn_plain(&mut accept_loops, listener, service, shared),
             };
         }
 
@@ -559,6 +588,9 @@ impl<S: Service> Server<S> {
             grace.as_secs_f64()
         );
         let abandoned = shared.drain(accept_loops, grace, force).await;
+        if let Some((_, Some(watcher))) = tls {
+            watcher.abort();
+        }
         let stats = &shared.stats;
         Summary {
             connections: stats.connections.load(Ordering::Relaxed),
@@ -568,4 +600,31 @@ impl<S: Service> Server<S> {
             abandoned,
         }
     }
+}
+
+/// Starts the loop of one listener without TLS.
+fn spawn_plain<S: Service>(
+    accept_loops: &mut JoinSet<()>,
+    listener: BoundListener,
+    service: Arc<S>,
+    shared: Arc<Shared>,
+) {
+    match listener {
+        BoundListener::Tcp(l) => accept_loops.spawn(accept::accept_loop(l, service, shared)),
+        // The socket file guard lives as long as the loop, and is
+        // dropped (the file removed) once the socket is closed.
+        BoundListener::Unix(l, file) => accept_loops.spawn(async move {
+            accept::accept_loop(l, service, shared).await;
+            drop(file);
+        }),
+        BoundListener::SeqPacket(l, file) => accept_loops.spawn(async move {
+            accept::accept_loop(l, service, shared).await;
+            drop(file);
+        }),
+        BoundListener::Udp(s) => accept_loops.spawn(datagram::datagram_loop(s, service, shared)),
+        BoundListener::UnixDgram(s, file) => accept_loops.spawn(async move {
+            datagram::datagram_loop(s, service, shared).await;
+            drop(file);
+        }),
+    };
 }

@@ -1,0 +1,91 @@
+//! TLS flags shared by the listening commands.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use sockit::endpoint::{Endpoint, Host};
+use sockit::tls::{CertSource, ServerTls};
+
+/// `--tls-cert/--tls-key`, `--tls-self-signed`, `--client-ca`.
+#[derive(Debug, Clone, Args)]
+pub struct ServerTlsArgs {
+    /// Serve TLS with this PEM certificate chain (leaf first); needs
+    /// --tls-key. Reloaded on SIGHUP and when the file changes.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// Serve TLS with a certificate made at start for the listen addresses
+    /// and localhost, for development; its SHA-256 fingerprint is printed.
+    #[arg(long, conflicts_with = "tls_cert")]
+    tls_self_signed: bool,
+
+    /// Require a client certificate signed by a CA in this PEM file (mTLS).
+    #[arg(long, value_name = "FILE")]
+    client_ca: Option<PathBuf>,
+}
+
+impl ServerTlsArgs {
+    /// The TLS configuration these flags ask for, if any; `alpn` is what
+    /// the service speaks.
+    pub fn build(&self, listen: &[Endpoint], alpn: &[&[u8]]) -> sockit::Result<Option<ServerTls>> {
+        let source = match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
+            (Some(cert), Some(key), _) => CertSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            (_, _, true) => CertSource::SelfSigned {
+                names: self_signed_names(listen),
+            },
+            _ => {
+                if self.client_ca.is_some() {
+                    return Err(sockit::Error::Unsupported(
+                        "--client-ca needs TLS: add --tls-cert/--tls-key or --tls-self-signed"
+                            .into(),
+                    ));
+                }
+                return Ok(None);
+            }
+        };
+        let self_signed = matches!(source, CertSource::SelfSigned { .. });
+        let tls = ServerTls::new(
+            source,
+            self.client_ca.as_deref(),
+            alpn.iter().map(|p| p.to_vec()).collect(),
+        )?;
+        if self_signed {
+            // On stderr whatever the log level: it is what a client pins.
+            eprintln!(
+                "TLS self-signed certificate, SHA-256 fingerprint {}",
+                tls.fingerprint()
+            );
+        }
+        Ok(Some(tls))
+    }
+}
+
+/// localhost, the loopback addresses and every host named in `--listen`.
+fn self_signed_names(listen: &[Endpoint]) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    for endpoint in listen {
+        if let Endpoint::Tcp(hp) = endpoint {
+            let name = match &hp.host {
+                Host::Name(name) => name.clone(),
+                Host::Ip { addr, .. } => addr.to_string(),
+                Host::Any => continue,
+            };
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
