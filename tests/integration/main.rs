@@ -14,4 +14,5 @@ mod relay;
 mod scan;
 mod send;
 mod serve;
+mod tls;
 mod transports;
