@@ -11,6 +11,7 @@ use tracing::debug;
 
 use crate::endpoint::{Endpoint, Family};
 use crate::seqpacket::SeqPacketStream;
+use crate::tls::{ClientTls, ClientTlsOptions};
 use crate::{socket, Error, Result};
 
 /// What `sockit send` sends when given no data, as the tutorial's client.
@@ -40,6 +41,9 @@ pub struct SendOptions {
     /// For datagram endpoints: how many more times to send when no reply
     /// comes within `timeout`. Default is 0.
     pub retries: u32,
+    /// For `tls://` endpoints: trust roots, client certificate, ALPN.
+    /// Default (`None`) verifies against the system's roots.
+    pub tls: Option<ClientTls>,
 }
 
 impl Default for SendOptions {
@@ -49,6 +53,7 @@ impl Default for SendOptions {
             max_bytes: None,
             family: None,
             retries: 0,
+            tls: None,
         }
     }
 }
@@ -105,6 +110,23 @@ pub async fn send(endpoint: &Endpoint, data: &[u8], opts: &SendOptions) -> Resul
             let addrs = hp.resolve(opts.family).await?;
             let (stream, addr) = connect_first(&addrs, opts.timeout).await?;
             exchange(stream, &addr.to_string(), data, opts).await
+        }
+        Endpoint::Tls(hp) => {
+            let tls = match &opts.tls {
+                Some(tls) => tls.clone(),
+                None => ClientTls::new(&ClientTlsOptions::default())?,
+            };
+            let addrs = hp.resolve(opts.family).await?;
+            let (stream, addr) = connect_first(&addrs, opts.timeout).await?;
+            let peer = addr.to_string();
+            let stream = within(
+                opts.timeout,
+                "TLS handshake with",
+                &peer,
+                tls.connect(&hp.host.sni_name(), &peer, stream),
+            )
+            .await??;
+            exchange(stream, &peer, data, opts).await
         }
         Endpoint::Unix(addr) => {
             let stream = connect_within(opts.timeout, &name, socket::unix_connect(addr)).await?;

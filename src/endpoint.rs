@@ -21,7 +21,7 @@ use std::str::FromStr;
 
 /// What a user may type, for error messages.
 pub const ACCEPTED_FORMS: &str = "PORT, :PORT, HOST:PORT, [IPV6]:PORT, tcp://HOST:PORT, \
-udp://HOST:PORT, unix:/path, unix:@name, unix-dgram:/path or seqpacket:/path";
+tls://HOST:PORT, udp://HOST:PORT, unix:/path, unix:@name, unix-dgram:/path or seqpacket:/path";
 
 /// The default TCP port, as in the tutorial.
 pub const DEFAULT_PORT: u16 = 8888;
@@ -41,6 +41,9 @@ pub enum Endpoint {
     UnixDgram(UnixAddr),
     /// `AF_UNIX` + `SOCK_SEQPACKET`: reliable, ordered, message-framed.
     SeqPacket(UnixAddr),
+    /// TLS over TCP (`tls://HOST:PORT`), for connecting: SNI and the
+    /// certificate check use HOST.
+    Tls(HostPort),
 }
 
 /// An IP host (or none) and a port.
@@ -120,6 +123,9 @@ impl FromStr for Endpoint {
         }
         if let Some(rest) = input.strip_prefix("tcp://") {
             return parse_host_port(input, rest).map(Endpoint::Tcp);
+        }
+        if let Some(rest) = input.strip_prefix("tls://") {
+            return parse_host_port(input, rest).map(Endpoint::Tls);
         }
         if let Some(rest) = input.strip_prefix("udp://") {
             return parse_host_port(input, rest).map(Endpoint::Udp);
@@ -290,6 +296,7 @@ impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Endpoint::Tcp(hp) => write!(f, "tcp://{hp}"),
+            Endpoint::Tls(hp) => write!(f, "tls://{hp}"),
             Endpoint::Udp(hp) => write!(f, "udp://{hp}"),
             Endpoint::Unix(addr) => write!(f, "unix:{addr}"),
             Endpoint::UnixDgram(addr) => write!(f, "unix-dgram:{addr}"),
@@ -351,10 +358,23 @@ impl Endpoint {
     pub fn transport(&self) -> &'static str {
         match self {
             Endpoint::Tcp(_) => "tcp",
+            Endpoint::Tls(_) => "tls",
             Endpoint::Udp(_) => "udp",
             Endpoint::Unix(_) => "unix",
             Endpoint::UnixDgram(_) => "unix-dgram",
             Endpoint::SeqPacket(_) => "seqpacket",
+        }
+    }
+}
+
+impl Host {
+    /// The name a TLS client sends as SNI and checks the certificate
+    /// against: the name as typed, the IP literal, `localhost` for none.
+    pub fn sni_name(&self) -> String {
+        match self {
+            Host::Any => "localhost".to_owned(),
+            Host::Ip { addr, .. } => addr.to_string(),
+            Host::Name(name) => name.clone(),
         }
     }
 }

@@ -91,6 +91,17 @@ pub enum Error {
         source: TlsFileError,
     },
 
+    /// A TLS handshake that failed: the certificate is not trusted, has
+    /// expired or is for another name, or the peer does not speak TLS.
+    #[error("TLS handshake with {addr} failed: {}", tls_reason(.source))]
+    TlsHandshake {
+        /// The peer.
+        addr: String,
+        /// The error, with the [`rustls::Error`] inside when TLS said no.
+        #[source]
+        source: io::Error,
+    },
+
     /// A TLS configuration rustls refuses.
     #[error("TLS configuration refused: {0}")]
     Tls(#[source] rustls::Error),
@@ -144,6 +155,36 @@ impl Error {
 }
 
 /// The OS message without Rust's ` (os error N)` suffix, lower-cased first letter.
+/// A failed client handshake, in words that say what to try.
+fn tls_reason(err: &io::Error) -> String {
+    use rustls::{CertificateError as C, Error as E};
+    let Some(tls) = err.get_ref().and_then(|e| e.downcast_ref::<E>()) else {
+        return match err.kind() {
+            io::ErrorKind::UnexpectedEof => {
+                "the server closed the connection: does it speak TLS on this port?".into()
+            }
+            _ => describe(err),
+        };
+    };
+    match tls {
+        E::InvalidCertificate(C::UnknownIssuer) => {
+            "the certificate is not signed by a trusted CA: pass --cacert FILE with its CA".into()
+        }
+        E::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            "the server's certificate has expired".into()
+        }
+        E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            "the certificate is not valid for this host name".into()
+        }
+        E::InvalidCertificate(C::BadEncoding) => "the certificate is malformed".into(),
+        E::InvalidCertificate(other) => format!("bad certificate: {other:?}"),
+        E::InvalidMessage(_) => {
+            "not TLS: the server answered in clear text; is this a TLS port?".into()
+        }
+        other => other.to_string(),
+    }
+}
+
 fn describe(err: &io::Error) -> String {
     let text = err.to_string();
     let text = match text.find(" (os error") {

@@ -9,6 +9,7 @@ use super::{bridge_datagram, bridge_stream, BridgeOptions, End, Stdio};
 use crate::client::{connect_first, connect_within, DEFAULT_TIMEOUT};
 use crate::endpoint::{Endpoint, Family};
 use crate::socket;
+use crate::tls::{ClientTls, ClientTlsOptions};
 use crate::{Error, Result};
 
 /// Options for [`connect`].
@@ -21,6 +22,9 @@ pub struct ConnectOptions {
     /// How the bridge behaves once connected. Default is
     /// [`BridgeOptions::default`].
     pub bridge: BridgeOptions,
+    /// For `tls://` endpoints: trust roots, client certificate, ALPN.
+    /// Default (`None`) verifies against the system's roots.
+    pub tls: Option<ClientTls>,
 }
 
 impl Default for ConnectOptions {
@@ -29,6 +33,7 @@ impl Default for ConnectOptions {
             timeout: Some(DEFAULT_TIMEOUT),
             family: None,
             bridge: BridgeOptions::default(),
+            tls: None,
         }
     }
 }
@@ -59,6 +64,18 @@ pub async fn connect(endpoint: &Endpoint, stdio: &mut Stdio, opts: &ConnectOptio
             let (stream, addr) = connect_first(&addrs, opts.timeout).await?;
             info!(target: "sockit::conn", "Connected to {addr}");
             bridge_stream(stream, stdio, &opts.bridge, &addr.to_string()).await
+        }
+        Endpoint::Tls(hp) => {
+            let tls = match &opts.tls {
+                Some(tls) => tls.clone(),
+                None => ClientTls::new(&ClientTlsOptions::default())?,
+            };
+            let addrs = hp.resolve(opts.family).await?;
+            let (stream, addr) = connect_first(&addrs, opts.timeout).await?;
+            let peer = addr.to_string();
+            let stream = tls.connect(&hp.host.sni_name(), &peer, stream).await?;
+            info!(target: "sockit::conn", "Connected to {addr} over TLS");
+            bridge_stream(stream, stdio, &opts.bridge, &peer).await
         }
         Endpoint::Udp(hp) => {
             // connect(2) on UDP sends nothing: the first address is the peer.

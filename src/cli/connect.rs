@@ -10,6 +10,7 @@ use sockit::bridge::{self, ConnectOptions};
 use sockit::endpoint::{Endpoint, Family};
 
 use super::listen::{stdio_for, BridgeArgs};
+use super::tls::ClientTlsArgs;
 use super::values;
 
 /// Arguments of `sockit connect`.
@@ -36,6 +37,9 @@ pub struct ConnectArgs {
 
     #[command(flatten)]
     bridge: BridgeArgs,
+
+    #[command(flatten)]
+    tls: ClientTlsArgs,
 }
 
 /// Connects and bridges standard input and output until both sides end.
@@ -49,6 +53,7 @@ pub async fn run(args: ConnectArgs) -> sockit::Result<ExitCode> {
             _ => None,
         },
         bridge: args.bridge.options(std::io::stdin().is_terminal()),
+        tls: args.tls.build(&args.addr)?,
     };
     bridge::connect(&args.addr, &mut stdio, &opts).await?;
     Ok(ExitCode::SUCCESS)

@@ -205,6 +205,7 @@ async fn relay_stdio(
         timeout: (!args.connect_timeout.is_zero()).then_some(args.connect_timeout),
         family,
         bridge,
+        tls: None,
     };
     bridge::connect(to, &mut stdio, &opts).await?;
     Ok(ExitCode::SUCCESS)

@@ -11,6 +11,7 @@ use sockit::endpoint::{Endpoint, Family};
 use sockit::escape::Escaped;
 use sockit::Error;
 
+use super::tls::ClientTlsArgs;
 use super::values;
 
 /// Arguments of `sockit send`.
@@ -58,6 +59,9 @@ pub struct SendArgs {
     /// Connect over IPv6 only.
     #[arg(short = '6')]
     ipv6: bool,
+
+    #[command(flatten)]
+    tls: ClientTlsArgs,
 }
 
 fn parse_endpoint(text: &str) -> Result<Endpoint, String> {
@@ -93,6 +97,7 @@ pub async fn run(args: SendArgs) -> sockit::Result<ExitCode> {
             (_, true) => Some(Family::V6),
             _ => None,
         },
+        tls: args.tls.build(&args.addr)?,
     };
     let reply = client::send(&args.addr, &data, &opts).await?;
     let mut stdout = std::io::stdout().lock();

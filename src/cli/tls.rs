@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use sockit::endpoint::{Endpoint, Host};
-use sockit::tls::{CertSource, ServerTls};
+use sockit::tls::{CertSource, ClientTls, ClientTlsOptions, ServerTls};
 
 /// `--tls-cert/--tls-key`, `--tls-self-signed`, `--client-ca`.
 #[derive(Debug, Clone, Args)]
@@ -88,4 +88,57 @@ fn self_signed_names(listen: &[Endpoint]) -> Vec<String> {
         }
     }
     names
+}
+
+/// `--cacert`, `--insecure`, `--cert/--key`, `--alpn`, for `tls://` targets.
+#[derive(Debug, Clone, Args)]
+pub struct ClientTlsArgs {
+    /// For tls://: trust only the CAs in this PEM file (default: the
+    /// system's trust store).
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+
+    /// For tls://: do not verify the server's certificate (a warning says
+    /// so on stderr).
+    #[arg(long, conflicts_with = "cacert")]
+    insecure: bool,
+
+    /// For tls://: present this PEM client certificate (mTLS); needs --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+
+    /// The PEM private key of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+
+    /// For tls://: ALPN protocols to offer, comma-separated (e.g. http/1.1).
+    #[arg(long, value_name = "PROTOS", value_delimiter = ',')]
+    alpn: Vec<String>,
+}
+
+impl ClientTlsArgs {
+    /// The client TLS configuration for `target`, when it is `tls://`.
+    pub fn build(&self, target: &Endpoint) -> sockit::Result<Option<ClientTls>> {
+        let given =
+            self.cacert.is_some() || self.insecure || self.cert.is_some() || !self.alpn.is_empty();
+        if !matches!(target, Endpoint::Tls(_)) {
+            if given {
+                return Err(sockit::Error::Unsupported(format!(
+                    "--cacert, --insecure, --cert and --alpn apply to tls:// targets, not {target}"
+                )));
+            }
+            return Ok(None);
+        }
+        if self.insecure {
+            eprintln!("warning: --insecure: the server's certificate is NOT verified; anyone on the path can read and change this connection");
+        }
+        ClientTls::new(&ClientTlsOptions {
+            cacert: self.cacert.clone(),
+            insecure: self.insecure,
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            alpn: self.alpn.iter().map(|p| p.as_bytes().to_vec()).collect(),
+        })
+        .map(Some)
+    }
 }

@@ -78,6 +78,9 @@ impl Resolved {
             Target::Connect(e @ (Endpoint::Unix(_) | Endpoint::SeqPacket(_))) => {
                 Ok(Resolved::Unix(e.clone()))
             }
+            Target::Connect(e @ Endpoint::Tls(_)) => Err(Error::Unsupported(format!(
+                "relay cannot forward to {e} yet: TLS targets are not supported; use a tcp:// target"
+            ))),
             Target::Connect(e @ Endpoint::UnixDgram(_)) => Err(Error::Unsupported(format!(
                 "relay cannot forward to {e}: Unix datagram targets are not supported; use udp://, a stream endpoint or exec:"
             ))),

@@ -415,6 +415,9 @@ impl Builder {
     async fn bind_one(&self, endpoint: &Endpoint) -> Result<BoundListener> {
         let name = endpoint.to_string();
         match endpoint {
+            Endpoint::Tls(_) => Err(Error::Unsupported(format!(
+                "cannot listen on {endpoint}: tls:// is for connecting; serve TLS on a tcp:// address with --tls-cert/--tls-key or --tls-self-signed"
+            ))),
             Endpoint::Tcp(hp) => self
                 .bind_ip(hp, socket::tcp_listener)
                 .await

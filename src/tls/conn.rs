@@ -23,7 +23,7 @@ const READY_CHUNK: usize = 4096;
 /// `&mut` to decrypt, hence the mutex; the read and write paths go through
 /// `Pin<&mut Self>` and never lock.
 #[derive(Debug)]
-pub struct TlsConn<S> {
+pub struct TlsConn<S: AsyncWrite + Unpin> {
     state: Mutex<State<S>>,
 }
 
@@ -35,7 +35,7 @@ struct State<S> {
     pending: BytesMut,
 }
 
-impl<S> TlsConn<S> {
+impl<S: AsyncWrite + Unpin> TlsConn<S> {
     /// Wraps an established TLS stream.
     pub fn new(stream: S) -> TlsConn<S> {
         TlsConn {
@@ -153,6 +153,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connection for TlsConn<
             Poll::Ready(read) => read,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
+    }
+}
+
+/// Services close by dropping their connection: send TLS's close_notify
+/// then (RFC 8446 §6.1), without waiting, so the peer can tell the end of
+/// the data from a cut connection. A full send buffer drops the alert; the
+/// peer then sees an EOF without it, as from any abrupt close.
+impl<S: AsyncWrite + Unpin> Drop for TlsConn<S> {
+    fn drop(&mut self) {
+        let state = self.state_mut();
+        let mut cx = Context::from_waker(noop_waker());
+        let _ = Pin::new(&mut state.stream).poll_shutdown(&mut cx);
     }
 }
 

@@ -329,3 +329,186 @@ fn self_signed_prints_its_fingerprint_and_serves() {
         assert!(seen.contains(fingerprint), "{seen} vs {line}");
     }
 }
+
+/// `openssl s_server -rev` (answers each line reversed) with `NAME.pem`;
+/// returns it and its port once it prints `ACCEPT`.
+fn s_server(pki: &Pki, name: &str, extra: &[&str]) -> (crate::common::ChildGuard, u16) {
+    assert!(have("openssl"), "openssl is required (.ci/run installs it)");
+    let mut child = crate::common::ChildGuard::spawn(
+        Command::new("openssl")
+            .args(["s_server", "-accept", "127.0.0.1:0", "-rev", "-cert"])
+            .arg(pki.path(&format!("{name}.pem")))
+            .arg("-key")
+            .arg(pki.path(&format!("{name}.key")))
+            .args(extra),
+    );
+    let line = child.wait_for_stdout("ACCEPT");
+    let port = line.rsplit(':').next().unwrap().trim().parse().unwrap();
+    (child, port)
+}
+
+fn sockit_send(args: &[&str]) -> std::process::Output {
+    run(crate::common::sockit().arg("send").args(args))
+}
+
+#[test]
+fn send_tls_to_openssl_s_server_verifies_and_gets_the_reply() {
+    let pki = Pki::new();
+    pki.issue("server", &["localhost"], 1, false, false);
+    let (_server, port) = s_server(&pki, "server", &[]);
+    let ca = pki.ca();
+    let out = sockit_send(&[
+        &format!("tls://localhost:{port}"),
+        "abc\n",
+        "--raw",
+        "--cacert",
+        ca.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "cba\n");
+}
+
+#[test]
+fn connect_tls_to_openssl_s_server_bridges_stdin() {
+    let pki = Pki::new();
+    pki.issue("server", &["localhost"], 1, false, false);
+    let (_server, port) = s_server(&pki, "server", &[]);
+    let mut child = crate::common::sockit()
+        .args(["connect", &format!("tls://localhost:{port}"), "--cacert"])
+        .arg(pki.ca())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let status = crate::common::wait_timeout(&mut child, std::time::Duration::from_secs(10));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(out, "olleh\n");
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
+
+/// One stderr line, exit 1, naming what went wrong.
+fn assert_one_line_failure(out: &std::process::Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(needle), "expected {needle:?} in {stderr}");
+}
+
+#[test]
+fn an_untrusted_certificate_fails_with_one_line() {
+    // RFC 5280 §6: no path to a trust anchor (the system's roots do not
+    // hold the test CA).
+    let pki = Pki::new();
+    pki.issue("server", &["localhost"], 1, false, false);
+    let (_server, port) = s_server(&pki, "server", &[]);
+    let out = sockit_send(&[&format!("tls://localhost:{port}"), "x"]);
+    assert_one_line_failure(&out, "not signed by a trusted CA");
+}
+
+#[test]
+fn an_expired_certificate_fails_with_one_line() {
+    // RFC 5280 §4.1.2.5: notAfter in the past.
+    let pki = Pki::new();
+    pki.issue("old", &["localhost"], 1, false, true);
+    let (_server, port) = s_server(&pki, "old", &[]);
+    let ca = pki.ca();
+    let out = sockit_send(&[
+        &format!("tls://localhost:{port}"),
+        "x",
+        "--cacert",
+        ca.to_str().unwrap(),
+    ]);
+    assert_one_line_failure(&out, "expired");
+}
+
+#[test]
+fn a_certificate_for_another_name_fails_with_one_line() {
+    // RFC 6125 §6: the reference identity (127.0.0.1) is not in the SAN.
+    let pki = Pki::new();
+    pki.issue("server", &["example.test"], 1, false, false);
+    let (_server, port) = s_server(&pki, "server", &[]);
+    let ca = pki.ca();
+    let out = sockit_send(&[
+        &format!("tls://127.0.0.1:{port}"),
+        "x",
+        "--cacert",
+        ca.to_str().unwrap(),
+    ]);
+    assert_one_line_failure(&out, "not valid for this host name");
+}
+
+#[test]
+fn tls_to_a_plain_tcp_server_fails_with_one_line() {
+    let server = Server::start(&[]);
+    let out = sockit_send(&[&format!("tls://127.0.0.1:{}", server.addr.port()), "x"]);
+    assert_one_line_failure(&out, "TLS");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("TLS port") || stderr.contains("speak TLS"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn insecure_says_so_and_connects_to_an_untrusted_server() {
+    let pki = Pki::new();
+    pki.issue("server", &["localhost"], 1, false, false);
+    let (_server, port) = s_server(&pki, "server", &[]);
+    let out = sockit_send(&[
+        &format!("tls://localhost:{port}"),
+        "ab\n",
+        "--raw",
+        "--insecure",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ba\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NOT verified"));
+}
+
+#[test]
+fn sockit_client_certificate_passes_sockit_client_ca() {
+    let pki = Pki::new();
+    pki.issue("server", &["localhost"], 1, false, false);
+    pki.issue("client", &["client.test"], 2, true, false);
+    let ca = pki.ca();
+    let server = start_tls(&pki, &["--client-ca", ca.to_str().unwrap()]);
+    let target = format!("tls://localhost:{}", server.addr.port());
+    let request = "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let (cert, key) = (pki.path("client.pem"), pki.path("client.key"));
+    let ca = ca.to_str().unwrap();
+    let with = sockit_send(&[
+        &target,
+        request,
+        "--raw",
+        "--cacert",
+        ca,
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--alpn",
+        "http/1.1",
+    ]);
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    assert!(String::from_utf8_lossy(&with.stdout).starts_with("HTTP/1.1 200 OK"));
+    let without = sockit_send(&[&target, request, "--raw", "--cacert", ca]);
+    assert_eq!(without.status.code(), Some(1));
+}
