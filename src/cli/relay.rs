@@ -20,6 +20,7 @@ use sockit::server::{ConnLimits, Limits, Server, Signals};
 use sockit::socket::DEFAULT_BACKLOG;
 use sockit::Error;
 
+use super::tls::ServerTlsArgs;
 use super::values;
 
 /// Arguments of `sockit relay`.
@@ -102,6 +103,9 @@ pub struct RelayArgs {
     /// IPv6 only, for FROM and TO.
     #[arg(short = '6')]
     ipv6: bool,
+
+    #[command(flatten)]
+    tls: ServerTlsArgs,
 }
 
 /// FROM: an endpoint, or standard input and output.
@@ -167,11 +171,16 @@ pub async fn run(args: RelayArgs) -> sockit::Result<ExitCode> {
         send_proxy: args.send_proxy,
         family,
     };
-    let builder = Server::builder()
+    // Bytes are relayed as they are: no ALPN protocol to offer.
+    let tls = args.tls.build(std::slice::from_ref(&endpoint), &[])?;
+    let mut builder = Server::builder()
         .listen(endpoint)
         .backlog(args.backlog)
         .mode(args.mode)
         .family(family);
+    if let Some(tls) = tls {
+        builder = builder.tls(tls);
+    }
     let relay = Relay::bind(builder, &args.to, opts).await?;
     for addr in relay.local_addrs() {
         info!("Serving relay on {addr} to {} ...", args.to);

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::conn::ConnReport;
 use crate::endpoint::Family;
@@ -210,6 +210,9 @@ pub struct Relay {
     /// UDP → UDP settings, when TO is UDP.
     flows: Option<flows::FlowOptions>,
     flow_totals: Arc<flows::FlowTotals>,
+    /// TLS on the stream FROM listeners (the builder's), with its reload
+    /// task.
+    tls: Option<(crate::tls::ServerTls, Option<tokio::task::JoinHandle<()>>)>,
 }
 
 /// What a relay did, returned by [`Relay::run_with`].
@@ -270,6 +273,13 @@ impl Relay {
     pub async fn bind(builder: Builder, to: &Target, opts: RelayOptions) -> Result<Relay> {
         let target = Resolved::new(to, opts.family).await?;
         let listeners = builder.bind_listeners().await?;
+        let tls = builder.tls_config().cloned().map(|tls| {
+            let watcher = tls.watch().unwrap_or_else(|err| {
+                warn!("cannot install the SIGHUP handler: the TLS certificate reloads only when its files change: {err}");
+                None
+            });
+            (tls, watcher)
+        });
         for listener in &listeners {
             let joinable = match listener {
                 BoundListener::Udp(_) => matches!(target, Resolved::Udp(_)),
@@ -314,6 +324,7 @@ impl Relay {
             totals,
             flows,
             flow_totals: Arc::new(flows::FlowTotals::default()),
+            tls,
         })
     }
 
@@ -342,28 +353,40 @@ impl Relay {
             totals,
             flows,
             flow_totals,
+            tls,
         } = self;
         crate::server::install_panic_hook();
         let mut accept_loops = JoinSet::new();
         for listener in listeners {
             let (handler, shared) = (handler.clone(), shared.clone());
-            match listener {
-                BoundListener::Tcp(l) => {
+            match (listener, &tls) {
+                (BoundListener::Tcp(l), Some((tls, _))) => {
+                    let handler = Arc::new(tls.handler(handler));
                     accept_loops.spawn(accept::accept_loop(l, handler, shared));
                 }
-                BoundListener::Unix(l, file) => {
+                (BoundListener::Unix(l, file), Some((tls, _))) => {
+                    let handler = Arc::new(tls.handler(handler));
                     accept_loops.spawn(async move {
                         accept::accept_loop(l, handler, shared).await;
                         drop(file);
                     });
                 }
-                BoundListener::SeqPacket(l, file) => {
+                (BoundListener::Tcp(l), _) => {
+                    accept_loops.spawn(accept::accept_loop(l, handler, shared));
+                }
+                (BoundListener::Unix(l, file), _) => {
                     accept_loops.spawn(async move {
                         accept::accept_loop(l, handler, shared).await;
                         drop(file);
                     });
                 }
-                BoundListener::Udp(socket) => {
+                (BoundListener::SeqPacket(l, file), _) => {
+                    accept_loops.spawn(async move {
+                        accept::accept_loop(l, handler, shared).await;
+                        drop(file);
+                    });
+                }
+                (BoundListener::Udp(socket), _) => {
                     // `bind` made sure TO is UDP.
                     if let Some(opts) = flows.clone() {
                         accept_loops.spawn(flows::flow_loop(
@@ -375,7 +398,7 @@ impl Relay {
                     }
                 }
                 // Refused in `bind`.
-                BoundListener::UnixDgram(..) => {}
+                (BoundListener::UnixDgram(..), _) => {}
             }
         }
         shutdown.await;
@@ -388,6 +411,9 @@ impl Relay {
             grace.as_secs_f64()
         );
         let abandoned = shared.wait_for_connections(grace, force).await;
+        if let Some((_, Some(watcher))) = tls {
+            watcher.abort();
+        }
         RelaySummary {
             pairs: totals.pairs.load(Ordering::Relaxed),
             bytes_up: totals.up.load(Ordering::Relaxed),

@@ -273,3 +273,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<'_, S> {
         Pin::new(&mut *self.inner).poll_shutdown(cx)
     }
 }
+
+impl<Io: RelayStream> RelayStream for crate::tls::TlsConn<tokio_rustls::server::TlsStream<Io>> {
+    // No splice: the bytes must go through rustls.
+    fn set_reset_on_close(&self) {
+        self.with_stream(|tls| tls.get_ref().0.set_reset_on_close());
+    }
+
+    fn local_inet(&self) -> Option<SocketAddr> {
+        self.with_stream(|tls| tls.get_ref().0.local_inet())
+    }
+}

@@ -362,6 +362,11 @@ impl Builder {
         Ok(self.with_listeners(listeners, service))
     }
 
+    /// The TLS configuration given to [`tls`](Builder::tls), if any.
+    pub(crate) fn tls_config(&self) -> Option<&ServerTls> {
+        self.tls.as_ref()
+    }
+
     /// Serves TLS on every listener: each connection's handshake runs in
     /// its own task, within the header timeout, before the service sees a
     /// byte.

@@ -51,6 +51,15 @@ impl<S: AsyncWrite + Unpin> TlsConn<S> {
         &mut self.state_mut().stream
     }
 
+    /// Runs `f` on the TLS stream, from a `&self`.
+    pub(crate) fn with_stream<R>(&self, f: impl FnOnce(&S) -> R) -> R {
+        f(&self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stream)
+    }
+
     fn state_mut(&mut self) -> &mut State<S> {
         self.state.get_mut().unwrap_or_else(PoisonError::into_inner)
     }

@@ -512,3 +512,29 @@ fn sockit_client_certificate_passes_sockit_client_ca() {
     let without = sockit_send(&[&target, request, "--raw", "--cacert", ca]);
     assert_eq!(without.status.code(), Some(1));
 }
+
+#[test]
+fn relay_from_tls_decrypts_for_a_plain_upstream() {
+    assert!(have("curl"), "curl is required (.ci/run installs it)");
+    let pki = Pki::new();
+    pki.issue("server", &["localhost"], 1, false, false);
+    let upstream = Server::start(&[]);
+    let (cert, key) = (pki.path("server.pem"), pki.path("server.key"));
+    let relay = Server::start_raw(&[
+        "relay",
+        "127.0.0.1:0",
+        &upstream.addr.to_string(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let url = format!("https://localhost:{}/", relay.addr.port());
+    let out = curl(&url, &pki.ca(), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello, world!");
+}
