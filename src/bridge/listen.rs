@@ -14,6 +14,7 @@ use crate::server::accept::{classify, AcceptError};
 use crate::server::listener::{Listener, LocalAddr};
 use crate::server::socket_file::SocketFile;
 use crate::server::{BoundListener, Server};
+use crate::tls::ServerTls;
 use crate::{Error, Result};
 
 /// How long to pause after an accept error that is not the connection's
@@ -29,6 +30,7 @@ const RESOURCE_PAUSE: Duration = Duration::from_millis(100);
 pub struct Listening {
     socket: BoundListener,
     local: LocalAddr,
+    tls: Option<ServerTls>,
 }
 
 impl Listening {
@@ -51,7 +53,28 @@ impl Listening {
             addr: endpoint.to_string(),
             source,
         })?;
-        Ok(Listening { socket, local })
+        Ok(Listening {
+            socket,
+            local,
+            tls: None,
+        })
+    }
+
+    /// Runs the TLS handshake (as the server) with each peer before
+    /// bridging; for TCP and Unix stream endpoints.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] for another transport.
+    pub fn tls(mut self, tls: ServerTls) -> Result<Self> {
+        if !matches!(self.socket, BoundListener::Tcp(_) | BoundListener::Unix(..)) {
+            return Err(Error::Unsupported(format!(
+                "TLS runs over TCP and Unix stream sockets, not {}",
+                self.local
+            )));
+        }
+        self.tls = Some(tls);
+        Ok(self)
     }
 
     /// The bound address, with the real port.
@@ -73,13 +96,14 @@ impl Listening {
     /// retried), and the bridge's errors.
     pub async fn run(self, stdio: &mut Stdio, opts: &BridgeOptions, keep: bool) -> Result<End> {
         let local = self.local.to_string();
+        let tls = self.tls.as_ref();
         match self.socket {
-            BoundListener::Tcp(l) => serve_streams((l, None), &local, stdio, opts, keep).await,
+            BoundListener::Tcp(l) => serve_streams((l, None), &local, stdio, opts, keep, tls).await,
             BoundListener::Unix(l, file) => {
-                serve_streams((l, file), &local, stdio, opts, keep).await
+                serve_streams((l, file), &local, stdio, opts, keep, tls).await
             }
             BoundListener::SeqPacket(l, file) => {
-                serve_streams((l, file), &local, stdio, opts, keep).await
+                serve_streams((l, file), &local, stdio, opts, keep, None).await
             }
             BoundListener::Udp(s) => serve_datagrams(&s, &local, stdio, opts, keep).await,
             BoundListener::UnixDgram(s, _file) => {
@@ -117,6 +141,7 @@ async fn serve_streams<L: Listener>(
     stdio: &mut Stdio,
     opts: &BridgeOptions,
     keep: bool,
+    tls: Option<&ServerTls>,
 ) -> Result<End> {
     let mut listening = Some(listening);
     loop {
@@ -129,7 +154,18 @@ async fn serve_streams<L: Listener>(
         }
         info!(target: "sockit::conn", "Connection from {peer}");
         let peer = peer.to_string();
-        match bridge(stream, stdio, opts, &peer).await {
+        let bridged = match tls {
+            Some(tls) => match tls.accept(stream).await {
+                Ok(stream) => bridge(stream, stdio, opts, &peer).await,
+                Err(source) => Err(Error::Io {
+                    what: "TLS handshake with",
+                    addr: peer.clone(),
+                    source,
+                }),
+            },
+            None => bridge(stream, stdio, opts, &peer).await,
+        };
+        match bridged {
             Ok(End::OutputClosed) => return Ok(End::OutputClosed),
             Ok(end) if !keep => return Ok(end),
             Ok(end) => debug!(?end, %peer, "connection ended"),

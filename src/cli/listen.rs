@@ -12,6 +12,7 @@ use sockit::endpoint::Endpoint;
 use sockit::socket::DEFAULT_BACKLOG;
 use sockit::Error;
 
+use super::tls::ServerTlsArgs;
 use super::values;
 
 /// Arguments of `sockit listen`.
@@ -35,6 +36,9 @@ pub struct ListenArgs {
 
     #[command(flatten)]
     bridge: BridgeArgs,
+
+    #[command(flatten)]
+    tls: ServerTlsArgs,
 }
 
 /// Flags `listen` and `connect` share.
@@ -102,7 +106,12 @@ pub fn stdio_for(endpoint: &Endpoint, args: &BridgeArgs) -> sockit::Result<Stdio
 
 /// Binds, prints the readiness line, and bridges peers.
 pub async fn run(args: ListenArgs) -> sockit::Result<ExitCode> {
-    let listening = Listening::bind(&args.addr, DEFAULT_BACKLOG).await?;
+    // Bytes as they are: no ALPN protocol to offer.
+    let tls = args.tls.build(std::slice::from_ref(&args.addr), &[])?;
+    let mut listening = Listening::bind(&args.addr, DEFAULT_BACKLOG).await?;
+    if let Some(tls) = tls {
+        listening = listening.tls(tls)?;
+    }
     info!("Listening on {} ...", listening.local_addr());
     let mut stdio = stdio_for(&args.addr, &args.bridge)?;
     let opts = args.bridge.options(std::io::stdin().is_terminal());

@@ -140,6 +140,23 @@ impl ServerTls {
         })))
     }
 
+    /// The server side of the handshake over `io`, for a caller that runs
+    /// its own connection (`sockit listen`), bounded by the header timeout.
+    pub(crate) async fn accept<Io: Connection>(
+        &self,
+        io: Io,
+    ) -> io::Result<TlsConn<tokio_rustls::server::TlsStream<Io>>> {
+        let limit = crate::conn::limits::DEFAULT_HEADER_TIMEOUT;
+        match tokio::time::timeout(limit, TlsAcceptor::from(self.config.clone()).accept(io)).await {
+            Ok(Ok(stream)) => Ok(TlsConn::new(stream)),
+            Ok(Err(err)) => Err(io::Error::new(err.kind(), handshake_failure(&err))),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("not finished within {}s", limit.as_secs_f64()),
+            )),
+        }
+    }
+
     /// Wraps `inner`: each connection's handshake first, then `inner`.
     pub(crate) fn handler<H>(&self, inner: Arc<H>) -> TlsHandler<H> {
         TlsHandler {

@@ -538,3 +538,66 @@ fn relay_from_tls_decrypts_for_a_plain_upstream() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello, world!");
 }
+
+/// Kills and reaps a child on drop.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn listen_with_tls_bridges_a_tls_client() {
+    use std::io::{BufRead, BufReader};
+    let pki = Pki::new();
+    pki.issue("server", &["localhost"], 1, false, false);
+    let (cert, key) = (pki.path("server.pem"), pki.path("server.key"));
+    let mut listen = Reaped(
+        crate::common::sockit()
+            .args(["listen", "127.0.0.1:0", "--tls-cert"])
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    BufReader::new(listen.0.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("Listening on 127.0.0.1:"), "{line}");
+    let port = line
+        .trim()
+        .trim_end_matches(" ...")
+        .rsplit(':')
+        .next()
+        .unwrap();
+    let ca = pki.ca();
+    let out = sockit_send(&[
+        &format!("tls://localhost:{port}"),
+        "over tls",
+        "--raw",
+        "--cacert",
+        ca.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut got = String::new();
+    listen
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut got)
+        .unwrap();
+    assert_eq!(got, "over tls");
+}
