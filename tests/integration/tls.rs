@@ -601,3 +601,16 @@ fn listen_with_tls_bridges_a_tls_client() {
         .unwrap();
     assert_eq!(got, "over tls");
 }
+
+#[test]
+fn new_certificate_files_are_picked_up_without_a_signal() {
+    assert!(have("openssl"), "openssl is required (.ci/run installs it)");
+    let pki = Pki::new();
+    pki.issue("server", &["localhost"], 0x31, false, false);
+    let server = start_tls(&pki, &[]);
+    assert_eq!(served_serial(&server, &pki.ca()), "serial=31");
+    pki.issue("server", &["localhost"], 0x32, false, false);
+    let line = server.stderr.wait_for("TLS certificate reloaded");
+    assert!(line.contains("the files changed"), "{line}");
+    assert_eq!(served_serial(&server, &pki.ca()), "serial=32");
+}
