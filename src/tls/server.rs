@@ -227,10 +227,7 @@ fn load(source: &CertSource) -> Result<Arc<CertifiedKey>> {
             (vec![made.cert.der().clone()], PrivateKeyDer::Pkcs8(key))
         }
     };
-    let key_path = match source {
-        CertSource::Files { key, .. } => key.display().to_string(),
-        CertSource::SelfSigned { names } => names.join(","),
-    };
+    let key_path = key_origin(source);
     let signing = provider()
         .key_provider
         .load_private_key(key)
@@ -239,7 +236,23 @@ fn load(source: &CertSource) -> Result<Arc<CertifiedKey>> {
             path: key_path,
             source: TlsFileError::Rejected(e),
         })?;
-    Ok(Arc::new(CertifiedKey::new(certs, signing)))
+    let certified = CertifiedKey::new(certs, signing);
+    // A certificate renamed into place before its key (or the reverse) is
+    // refused here, so the old pair stays until both files are new.
+    certified.keys_match().map_err(|e| Error::TlsFile {
+        what: "private key (it does not match the certificate)",
+        path: key_origin(source),
+        source: TlsFileError::Rejected(e),
+    })?;
+    Ok(Arc::new(certified))
+}
+
+/// Where the key came from, for messages.
+fn key_origin(source: &CertSource) -> String {
+    match source {
+        CertSource::Files { key, .. } => key.display().to_string(),
+        CertSource::SelfSigned { names } => names.join(","),
+    }
 }
 
 /// Reads a PEM certificate chain (at least one certificate).

@@ -614,3 +614,25 @@ fn new_certificate_files_are_picked_up_without_a_signal() {
     assert!(line.contains("the files changed"), "{line}");
     assert_eq!(served_serial(&server, &pki.ca()), "serial=32");
 }
+
+#[test]
+fn a_key_that_does_not_match_the_certificate_is_refused_at_start() {
+    let pki = Pki::new();
+    pki.issue("a", &["localhost"], 1, false, false);
+    pki.issue("b", &["localhost"], 2, false, false);
+    let out = run(crate::common::sockit().args([
+        "serve",
+        "-l",
+        "127.0.0.1:0",
+        "--tls-cert",
+        pki.path("a.pem").to_str().unwrap(),
+        "--tls-key",
+        pki.path("b.key").to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not match the certificate"),
+        "{stderr}"
+    );
+}
