@@ -136,6 +136,11 @@ pub async fn run(args: RelayArgs) -> sockit::Result<ExitCode> {
     };
     let endpoint = match (&args.from, &args.to) {
         (From::Listen(endpoint), _) => endpoint.clone(),
+        (From::Stdio, _) if args.tls.is_set() => {
+            return Err(Error::Unsupported(
+                "--tls-cert, --tls-self-signed and --client-ca need a listening FROM, not -".into(),
+            ))
+        }
         (From::Stdio, Target::Connect(to)) => return relay_stdio(&args, to, family).await,
         (From::Stdio, Target::Exec(_)) => {
             return Err(Error::Unsupported(

@@ -30,6 +30,11 @@ pub struct ServerTlsArgs {
 }
 
 impl ServerTlsArgs {
+    /// Whether any TLS flag was given.
+    pub fn is_set(&self) -> bool {
+        self.tls_cert.is_some() || self.tls_self_signed || self.client_ca.is_some()
+    }
+
     /// The TLS configuration these flags ask for, if any; `alpn` is what
     /// the service speaks.
     pub fn build(&self, listen: &[Endpoint], alpn: &[&[u8]]) -> sockit::Result<Option<ServerTls>> {
