@@ -134,7 +134,7 @@ pub async fn run(args: RelayArgs) -> sockit::Result<ExitCode> {
         (From::Listen(endpoint), _) => endpoint.clone(),
         (From::Stdio, Target::Connect(to)) => return relay_stdio(&args, to, family).await,
         (From::Stdio, Target::Exec(_)) => {
-            return Err(Error::Unsupported(
+            return Err(Error::Usage(
                 "relay - exec:… is not supported: run the command itself".into(),
             ))
         }
