@@ -113,6 +113,11 @@ pub enum Error {
     /// Valid syntax that this transport or this machine cannot do.
     #[error("{0}")]
     Unsupported(String),
+
+    /// The options given cannot work together (found after argument
+    /// parsing). The binary exits 2 for it, as for any usage error.
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// Why a TLS file cannot be used.

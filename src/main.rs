@@ -29,6 +29,13 @@ fn main() -> ExitCode {
     drop(log_guard);
     match result {
         Ok(code) => code,
+        // ncat's convention: 2 for a usage error (clap exits 2 for those it
+        // finds while parsing; these are the ones found after), 1 for a
+        // runtime failure.
+        Err(err @ sockit::Error::Usage(_)) => {
+            eprintln!("sockit: error: {err}");
+            ExitCode::from(2)
+        }
         Err(err) => {
             eprintln!("sockit: error: {err}");
             ExitCode::FAILURE

@@ -254,14 +254,14 @@ fn config(args: &BenchArgs, target: &str) -> sockit::Result<BenchConfig> {
     match &mut target.protocol {
         Protocol::Http(request) => {
             if args.payload.is_some() || args.expect_bytes.is_some() {
-                return Err(Error::Unsupported(
+                return Err(Error::Usage(
                     "--payload and --expect-bytes are for raw targets; an http:// target takes -X, -H and --body".into(),
                 ));
             }
             request.method = args.method.clone();
             for header in &args.headers {
                 let Some((name, value)) = header.split_once(':') else {
-                    return Err(Error::Unsupported(format!(
+                    return Err(Error::Usage(format!(
                         "invalid header '{header}': expected 'Name: value'"
                     )));
                 };
@@ -282,7 +282,7 @@ fn config(args: &BenchArgs, target: &str) -> sockit::Result<BenchConfig> {
         Protocol::Raw { payload, reply_end } => {
             if args.method != "GET" || !args.headers.is_empty() || args.body.is_some() || args.close
             {
-                return Err(Error::Unsupported(format!(
+                return Err(Error::Usage(format!(
                     "-X, -H, --body and --close are for http:// targets; {} is raw: use --payload",
                     target.endpoint
                 )));
@@ -292,7 +292,7 @@ fn config(args: &BenchArgs, target: &str) -> sockit::Result<BenchConfig> {
             }
             if let Some(n) = args.expect_bytes {
                 if *reply_end == ReplyEnd::Datagram {
-                    return Err(Error::Unsupported(format!(
+                    return Err(Error::Usage(format!(
                         "{} is a datagram endpoint: a reply is one datagram; drop --expect-bytes",
                         target.endpoint
                     )));
@@ -328,7 +328,7 @@ pub async fn run(args: BenchArgs) -> sockit::Result<ExitCode> {
         None => {}
     }
     let Some(target) = args.target.as_deref() else {
-        return Err(Error::Unsupported(
+        return Err(Error::Usage(
             "sockit bench needs a TARGET (or merge, plot)".into(),
         ));
     };
@@ -389,13 +389,13 @@ fn outputs(
 /// answer and the table on stdout.
 async fn run_find_max(args: &BenchArgs, mut config: BenchConfig) -> sockit::Result<ExitCode> {
     let Some(slo) = args.slo.clone() else {
-        return Err(Error::Unsupported("--find-max needs --slo".into()));
+        return Err(Error::Usage("--find-max needs --slo".into()));
     };
     let mut search = FindMaxConfig::new(slo);
     search.step = args.step;
     if let Some(profile) = &args.rate {
         if !profile.is_constant() {
-            return Err(Error::Unsupported(
+            return Err(Error::Usage(
                 "--find-max starts from one rate: give --rate R, not a ramp".into(),
             ));
         }

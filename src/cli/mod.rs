@@ -20,7 +20,12 @@ mod values;
 
 /// Sockets from the shell: the tutorial's hello server and client, done right.
 #[derive(Debug, Parser)]
-#[command(name = "sockit", version, propagate_version = true)]
+#[command(
+    name = "sockit",
+    version,
+    propagate_version = true,
+    after_help = "Exit status: 0 success, 1 runtime failure, 2 usage error."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -143,7 +143,7 @@ pub async fn run(args: RelayArgs) -> sockit::Result<ExitCode> {
         }
         (From::Stdio, Target::Connect(to)) => return relay_stdio(&args, to, family).await,
         (From::Stdio, Target::Exec(_)) => {
-            return Err(Error::Unsupported(
+            return Err(Error::Usage(
                 "relay - exec:… is not supported: run the command itself".into(),
             ))
         }

@@ -185,7 +185,7 @@ pub async fn run(args: ServeArgs) -> sockit::Result<ExitCode> {
         builder = builder.listen(endpoint);
     }
     if args.reply.is_some() && args.service != ServiceName::Hello {
-        return Err(Error::Unsupported(
+        return Err(Error::Usage(
             "--reply only applies to --service hello".into(),
         ));
     }

@@ -192,7 +192,8 @@ fn bench_prints_a_text_report_and_a_histogram_file() {
 #[test]
 fn bench_rejects_flags_of_the_other_mode() {
     let out = run(sockit().args(["bench", "tcp://127.0.0.1:1", "-X", "POST"]));
-    assert_eq!(out.status.code(), Some(1));
+    // A clash found after parsing is a usage error too: status 2, as ncat(1) uses.
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("sockit: error: "), "{err}");
     assert!(err.contains("--payload"), "{err}");

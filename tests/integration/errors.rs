@@ -232,3 +232,63 @@ fn every_user_error_is_one_clear_line_and_a_non_zero_status() {
     drop(holder);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Options that parse but cannot work together are usage errors too: exit
+/// status 2 (ncat(1), EXIT CODE), one line, found before anything is opened.
+#[test]
+fn option_clashes_found_after_parsing_exit_2_with_one_line() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "serve",
+                "--service",
+                "echo",
+                "--reply",
+                "x",
+                "-l",
+                "127.0.0.1:0",
+            ],
+            "--reply only applies to --service hello",
+        ),
+        (
+            &["bench", "http://127.0.0.1:9/", "--payload", "x", "-n", "1"],
+            "--payload and --expect-bytes are for raw targets",
+        ),
+        (
+            &["bench", "http://127.0.0.1:9/", "-H", "nocolon", "-n", "1"],
+            "invalid header 'nocolon'",
+        ),
+        (
+            &["bench", "tcp://127.0.0.1:9", "-X", "POST", "-n", "1"],
+            "-X, -H, --body and --close are for http:// targets",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (args, needle) in cases {
+        let out = run(sockit().args(*args));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        let ok = out.status.code() == Some(2)
+            && lines.len() == 1
+            && lines[0].starts_with("sockit: error: ")
+            && lines[0].contains(needle);
+        if !ok {
+            failures.push(format!(
+                "{args:?} exited {:?}, stderr:\n{stderr}",
+                out.status.code()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The exit codes are documented where a user looks first.
+#[test]
+fn help_documents_the_exit_codes() {
+    let out = run(sockit().arg("--help"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("Exit status: 0 success, 1 runtime failure, 2 usage error."),
+        "{stdout}"
+    );
+}

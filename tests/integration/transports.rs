@@ -531,7 +531,7 @@ fn reply_only_applies_to_hello() {
         "-l",
         "127.0.0.1:0",
     ]));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("--reply only applies to --service hello")
     );
