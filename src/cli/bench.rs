@@ -367,7 +367,18 @@ pub async fn run(args: BenchArgs) -> sockit::Result<ExitCode> {
             .map_err(|e| Error::Unsupported(format!("cannot write {}: {e}", path.display())))?;
     }
     outputs(&report, args.save.as_deref(), args.series.as_deref())?;
-    print_report(&report, args.json)
+    let printed = print_report(&report, args.json)?;
+    // A run in which nothing succeeded is a failed run, whatever the
+    // report says, so scripts (`sockit bench … && deploy`) see it.
+    let failed_status: u64 = report.errors.status.values().sum();
+    if report.requests.saturating_sub(failed_status) == 0 {
+        eprintln!(
+            "sockit: error: no request to {} succeeded ({} errors): is a server listening there?",
+            report.target, report.errors.total
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(printed)
 }
 
 /// Writes the saved run and the series, when asked.

@@ -137,7 +137,7 @@ pub async fn run(args: RelayArgs) -> sockit::Result<ExitCode> {
     let endpoint = match (&args.from, &args.to) {
         (From::Listen(endpoint), _) => endpoint.clone(),
         (From::Stdio, _) if args.tls.is_set() => {
-            return Err(Error::Unsupported(
+            return Err(Error::Usage(
                 "--tls-cert, --tls-self-signed and --client-ca need a listening FROM, not -".into(),
             ))
         }

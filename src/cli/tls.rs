@@ -48,7 +48,7 @@ impl ServerTlsArgs {
             },
             _ => {
                 if self.client_ca.is_some() {
-                    return Err(sockit::Error::Unsupported(
+                    return Err(sockit::Error::Usage(
                         "--client-ca needs TLS: add --tls-cert/--tls-key or --tls-self-signed"
                             .into(),
                     ));
@@ -128,7 +128,7 @@ impl ClientTlsArgs {
             self.cacert.is_some() || self.insecure || self.cert.is_some() || !self.alpn.is_empty();
         if !matches!(target, Endpoint::Tls(_)) {
             if given {
-                return Err(sockit::Error::Unsupported(format!(
+                return Err(sockit::Error::Usage(format!(
                     "--cacert, --insecure, --cert and --alpn apply to tls:// targets, not {target}"
                 )));
             }

@@ -21,6 +21,20 @@ fn bench_json(args: &[&str]) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// A run in which no request succeeded: the JSON report is still printed,
+/// and the exit status is 1 (issue 16: scripts must see the failure).
+fn bench_json_all_failed(args: &[&str]) -> serde_json::Value {
+    let out = run(sockit().arg("bench").args(args).arg("--json"));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
 #[track_caller]
 fn assert_all_answered(report: &serde_json::Value, requests: u64) {
     assert_eq!(report["requests"], requests, "{report:#}");
@@ -143,7 +157,7 @@ fn bench_counts_refused_connections_and_still_reports() {
         .local_addr()
         .unwrap();
     let url = format!("http://{addr}/");
-    let report = bench_json(&[&url, "-n", "20", "-c", "2"]);
+    let report = bench_json_all_failed(&[&url, "-n", "20", "-c", "2"]);
     assert_eq!(report["requests"], 0);
     assert_eq!(report["errors"]["connect"], 20, "{report:#}");
 }
@@ -154,7 +168,7 @@ fn bench_counts_non_2xx_statuses_by_code() {
     let url = format!("http://{}/", server.addr);
     // A method with a space breaks the request line: the server answers
     // an error status, and closes.
-    let report = bench_json(&[&url, "-n", "10", "-c", "1", "-X", "BAD METHOD"]);
+    let report = bench_json_all_failed(&[&url, "-n", "10", "-c", "1", "-X", "BAD METHOD"]);
     assert_eq!(report["requests"], 10, "{report:#}");
     assert_eq!(report["errors"]["total"], 10, "{report:#}");
     let status = report["errors"]["status"].as_object().unwrap();

@@ -262,6 +262,14 @@ fn option_clashes_found_after_parsing_exit_2_with_one_line() {
             &["bench", "tcp://127.0.0.1:9", "-X", "POST", "-n", "1"],
             "-X, -H, --body and --close are for http:// targets",
         ),
+        (
+            &["send", "127.0.0.1:9", "--insecure", "hi"],
+            "apply to tls:// targets",
+        ),
+        (
+            &["serve", "--client-ca", "/nonexistent", "-l", "127.0.0.1:0"],
+            "--client-ca needs TLS",
+        ),
     ];
     let mut failures = Vec::new();
     for (args, needle) in cases {
@@ -290,5 +298,30 @@ fn help_documents_the_exit_codes() {
     assert!(
         stdout.contains("Exit status: 0 success, 1 runtime failure, 2 usage error."),
         "{stdout}"
+    );
+}
+
+/// A bench run in which no request succeeded is a failed run (issue 16: it
+/// used to print `errors 10` and exit 0): the report is still printed, then
+/// one line on stderr, exit status 1 (a runtime failure, not a usage error).
+#[test]
+fn bench_with_no_successful_request_exits_1() {
+    // Port 1 on loopback: nothing listens there, every connect is refused.
+    let out = run(sockit().args(["bench", "http://127.0.0.1:1/", "-n", "10", "-c", "1"]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("errors"),
+        "the report is still printed: {stdout}"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("sockit: error: no request to ") && last.contains("succeeded"),
+        "{stderr}"
     );
 }
