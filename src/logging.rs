@@ -114,3 +114,27 @@ where
         writeln!(writer)
     }
 }
+
+/// `n` and `noun`, in the plural unless `n` is 1, for summary lines
+/// ("served 1 connection, 2 requests, 0 errors"). `noun` is the singular;
+/// the plural adds an `s`, which holds for every noun the summaries use.
+pub(crate) fn counted(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::counted;
+
+    #[test]
+    fn counted_is_singular_only_for_one() {
+        assert_eq!(counted(0u64, "error"), "0 errors");
+        assert_eq!(counted(1u64, "connection"), "1 connection");
+        assert_eq!(counted(2u64, "request"), "2 requests");
+    }
+}

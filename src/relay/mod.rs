@@ -26,6 +26,7 @@ use tracing::{info, warn};
 
 use crate::conn::ConnReport;
 use crate::endpoint::Family;
+use crate::logging::counted;
 use crate::server::handler::Accepted;
 use crate::server::limits::default_max_connections;
 use crate::server::{
@@ -244,8 +245,12 @@ impl std::fmt::Display for RelaySummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "relayed {} connections, {} bytes up, {} bytes down, {} resets, {} failed connects",
-            self.pairs, self.bytes_up, self.bytes_down, self.resets, self.failed_connects
+            "relayed {}, {} bytes up, {} bytes down, {}, {}",
+            counted(self.pairs, "connection"),
+            self.bytes_up,
+            self.bytes_down,
+            counted(self.resets, "reset"),
+            counted(self.failed_connects, "failed connect")
         )?;
         if self.flows > 0 {
             write!(
@@ -255,7 +260,8 @@ impl std::fmt::Display for RelaySummary {
             )?;
         }
         if self.abandoned > 0 {
-            write!(f, "; {} connections cut off at exit", self.abandoned)?;
+            let cut = counted(self.abandoned as u64, "connection");
+            write!(f, "; {cut} cut off at exit")?;
         }
         Ok(())
     }

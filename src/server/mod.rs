@@ -27,6 +27,7 @@ use tracing::{info, warn};
 
 use crate::conn::ConnReport;
 use crate::endpoint::{Endpoint, Family, Host, HostPort};
+use crate::logging::counted;
 use crate::seqpacket::SeqPacketListener;
 use crate::service::Service;
 use crate::socket::{self, ListenOptions, UnixType};
@@ -252,8 +253,10 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "served {} connections, {} requests, {} errors",
-            self.connections, self.requests, self.errors
+            "served {}, {}, {}",
+            counted(self.connections, "connection"),
+            counted(self.requests, "request"),
+            counted(self.errors, "error")
         )?;
         if self.dropped_replies > 0 {
             write!(
@@ -263,7 +266,8 @@ impl fmt::Display for Summary {
             )?;
         }
         if self.abandoned > 0 {
-            write!(f, "; {} connections cut off at exit", self.abandoned)?;
+            let cut = counted(self.abandoned as u64, "connection");
+            write!(f, "; {cut} cut off at exit")?;
         }
         Ok(())
     }

@@ -389,7 +389,7 @@ fn relay_lets_a_pair_finish_after_sigterm_and_refuses_new_clients() {
     let (status, stderr) = relay.terminate_wait();
     assert!(status.success(), "{stderr}");
     assert!(
-        stderr.contains("relayed 1 connections, 11 bytes up, 11 bytes down"),
+        stderr.contains("relayed 1 connection, 11 bytes up, 11 bytes down"),
         "{stderr}"
     );
 }

@@ -158,7 +158,7 @@ fn serve_keeps_alive_across_100_requests() {
     let (status, log) = server.terminate();
     assert!(status.success());
     assert!(
-        log.contains("served 1 connections, 100 requests, 0 errors"),
+        log.contains("served 1 connection, 100 requests, 0 errors"),
         "{log}"
     );
 }
@@ -473,7 +473,7 @@ fn serve_quiet_and_verbose_control_per_connection_lines() {
     read_to_end(&mut stream);
     let (_, log) = quiet.terminate();
     assert!(!log.contains("Accept new connection"), "{log}");
-    assert!(log.contains("served 1 connections"), "{log}");
+    assert!(log.contains("served 1 connection,"), "{log}");
 
     let verbose = Server::start(&["-v"]);
     let mut stream = connect(verbose.addr);
